@@ -1,0 +1,809 @@
+//! Configuration: a TOML file (`HOOKBRIDGE_CONFIG`) layered under `HOOKBRIDGE_*` environment
+//! variables, checked at start-up. Every problem is reported at once, each with the setting's
+//! name, so a bad deploy fails before the first webhook. Secrets never reach `Debug` output.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::num::{NonZeroU16, NonZeroU32, NonZeroUsize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::Deserialize;
+
+use crate::sendbird::routing::{CategoryPattern, TopicName};
+use crate::verify::ApiToken;
+
+/// librdkafka properties the gateway's delivery guarantee rests on; configuration may not set them.
+pub const RESERVED_KAFKA_PROPERTIES: &[&str] = &[
+    "bootstrap.servers",
+    "metadata.broker.list",
+    "enable.idempotence",
+    "acks",
+    "request.required.acks",
+    "partitioner",
+    "max.in.flight.requests.per.connection",
+    "max.in.flight",
+    "message.max.bytes",
+    "enable.gapless.guarantee",
+    "transactional.id",
+];
+
+/// A value that must never be printed: tokens, passwords.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The raw value, for the few places that must hand it on (HMAC key, rdkafka, HTTP auth).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// A Sendbird application id: the route segment and the body's `app_id`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AppId(String);
+
+impl AppId {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err("must not be empty".into());
+        }
+        if value.len() > 128 {
+            return Err("must be at most 128 characters".into());
+        }
+        if !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err("may contain only letters, digits, '-' and '_'".into());
+        }
+        Ok(AppId(value.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AppId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Clone, Debug)]
+pub struct AppConfig {
+    pub app_id: AppId,
+    /// Every token accepted for this app; more than one while rotating.
+    pub api_tokens: Vec<ApiToken>,
+}
+
+#[derive(Clone, Debug)]
+pub struct RouteOverride {
+    pub pattern: CategoryPattern,
+    pub topic: TopicName,
+}
+
+#[derive(Clone, Debug)]
+pub struct RegistryConfig {
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub http_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub kafka_brokers: String,
+    pub registry: RegistryConfig,
+    pub topic_prefix: String,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub max_body_bytes: NonZeroUsize,
+    pub publish_timeout: Duration,
+    pub max_in_flight: NonZeroUsize,
+    pub shutdown_timeout: Duration,
+    pub create_topics: bool,
+    pub topic_partitions: NonZeroU32,
+    pub topic_replication_factor: Option<NonZeroU16>,
+    pub auto_register_schemas: bool,
+    pub apps: Vec<AppConfig>,
+    pub routes: Vec<RouteOverride>,
+    /// Extra librdkafka properties; values may be secrets (SASL passwords), hence `Secret`.
+    pub kafka_properties: BTreeMap<String, Secret>,
+}
+
+/// The file's and the environment's shape, before checking. Loose types on purpose: checking
+/// happens in one pass so that every problem is reported together.
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawConfig {
+    http_addr: Option<String>,
+    admin_addr: Option<String>,
+    kafka_brokers: Option<String>,
+    schema_registry_url: Option<String>,
+    schema_registry_username: Option<String>,
+    schema_registry_password_file: Option<PathBuf>,
+    topic_prefix: Option<String>,
+    log_format: Option<String>,
+    log_level: Option<String>,
+    max_body_bytes: Option<u64>,
+    publish_timeout: Option<String>,
+    max_in_flight: Option<u64>,
+    shutdown_timeout: Option<String>,
+    create_topics: Option<bool>,
+    topic_partitions: Option<u64>,
+    topic_replication_factor: Option<u64>,
+    auto_register_schemas: Option<bool>,
+    sendbird_app_id: Option<String>,
+    sendbird_api_tokens: Option<String>,
+    apps: Vec<RawApp>,
+    routes: Vec<RawRoute>,
+    kafka_properties: BTreeMap<String, String>,
+    kafka_property_files: BTreeMap<String, PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawApp {
+    app_id: String,
+    #[serde(default)]
+    api_tokens: Vec<String>,
+    api_tokens_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    category: String,
+    topic: String,
+}
+
+#[derive(Clone, Copy)]
+enum EnvKind {
+    Text,
+    Integer,
+    Boolean,
+}
+
+/// The environment variables read, `HOOKBRIDGE_` + the key in upper case. Only these are read:
+/// Kubernetes injects service-link variables such as `HOOKBRIDGE_PORT` for a Service named
+/// `hookbridge`, and those must not break start-up.
+const ENV_KEYS: &[(&str, EnvKind)] = &[
+    ("http_addr", EnvKind::Text),
+    ("admin_addr", EnvKind::Text),
+    ("kafka_brokers", EnvKind::Text),
+    ("schema_registry_url", EnvKind::Text),
+    ("schema_registry_username", EnvKind::Text),
+    ("schema_registry_password_file", EnvKind::Text),
+    ("topic_prefix", EnvKind::Text),
+    ("log_format", EnvKind::Text),
+    ("log_level", EnvKind::Text),
+    ("max_body_bytes", EnvKind::Integer),
+    ("publish_timeout", EnvKind::Text),
+    ("max_in_flight", EnvKind::Integer),
+    ("shutdown_timeout", EnvKind::Text),
+    ("create_topics", EnvKind::Boolean),
+    ("topic_partitions", EnvKind::Integer),
+    ("topic_replication_factor", EnvKind::Integer),
+    ("auto_register_schemas", EnvKind::Boolean),
+    ("sendbird_app_id", EnvKind::Text),
+    ("sendbird_api_tokens", EnvKind::Text),
+];
+
+pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+/// Sendbird waits 5 s for an answer; the publish deadline must leave room to answer before that.
+pub const SENDBIRD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// All problems found in a configuration, each naming its setting.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigErrors(pub Vec<String>);
+
+impl Config {
+    /// Loads from `HOOKBRIDGE_CONFIG` (if set) and the process environment.
+    pub fn load() -> Result<Config, ConfigErrors> {
+        let env: BTreeMap<String, String> = std::env::vars()
+            .filter(|(k, _)| k.starts_with("HOOKBRIDGE_"))
+            .collect();
+        let file = env.get("HOOKBRIDGE_CONFIG").map(PathBuf::from);
+        Config::from_sources(file.as_deref(), &env)
+    }
+
+    /// Loads from an optional TOML file and a map of environment variables (tests pass their own).
+    pub fn from_sources(
+        file: Option<&Path>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                ConfigErrors(vec![format!(
+                    "HOOKBRIDGE_CONFIG: cannot read {}: {e}",
+                    path.display()
+                )])
+            })?;
+            figment = figment.merge(Toml::string(&text));
+        }
+        let mut errors = Vec::new();
+        for (key, kind) in ENV_KEYS {
+            let var = format!("HOOKBRIDGE_{}", key.to_ascii_uppercase());
+            let Some(value) = env.get(&var) else { continue };
+            let value = value.trim();
+            figment = match kind {
+                EnvKind::Text => figment.merge(Serialized::default(key, value)),
+                EnvKind::Integer => match value.parse::<u64>() {
+                    Ok(n) => figment.merge(Serialized::default(key, n)),
+                    Err(_) => {
+                        errors.push(format!("{var}: expected a whole number, got {value:?}"));
+                        figment
+                    }
+                },
+                EnvKind::Boolean => match value.to_ascii_lowercase().as_str() {
+                    "true" | "1" | "yes" => figment.merge(Serialized::default(key, true)),
+                    "false" | "0" | "no" => figment.merge(Serialized::default(key, false)),
+                    _ => {
+                        errors.push(format!("{var}: expected true or false, got {value:?}"));
+                        figment
+                    }
+                },
+            };
+        }
+        let raw: RawConfig = match figment.extract() {
+            Ok(raw) => raw,
+            Err(e) => {
+                errors.extend(e.into_iter().map(|e| e.to_string()));
+                return Err(ConfigErrors(errors));
+            }
+        };
+        let result = raw.check(&mut errors);
+        match result {
+            Some(config) if errors.is_empty() => Ok(config),
+            _ => Err(ConfigErrors(errors)),
+        }
+    }
+
+    /// The single app served at `POST /webhooks/sendbird`, when exactly one is configured.
+    pub fn single_app(&self) -> Option<&AppConfig> {
+        match self.apps.as_slice() {
+            [only] => Some(only),
+            _ => None,
+        }
+    }
+
+    /// The largest record value the gateway may produce: an Avro record holding the raw body
+    /// plus typed copies of parts of it. Producer and topics are sized from this.
+    pub fn max_record_bytes(&self) -> usize {
+        (self.max_body_bytes.get() * 2 + 64 * 1024).max(1_000_000)
+    }
+}
+
+fn parse_duration(setting: &str, value: &str, errors: &mut Vec<String>) -> Option<Duration> {
+    match humantime::parse_duration(value) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            errors.push(format!(
+                "{setting}: {e} (got {value:?}; write e.g. \"4s\" or \"1500ms\")"
+            ));
+            None
+        }
+    }
+}
+
+fn parse_addr(setting: &str, value: &str, errors: &mut Vec<String>) -> Option<SocketAddr> {
+    match value.parse() {
+        Ok(a) => Some(a),
+        Err(_) => {
+            errors.push(format!(
+                "{setting}: {value:?} is not an address like 0.0.0.0:8080"
+            ));
+            None
+        }
+    }
+}
+
+fn read_secret_file(setting: &str, path: &Path, errors: &mut Vec<String>) -> Option<String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Some(text),
+        Err(e) => {
+            errors.push(format!("{setting}: cannot read {}: {e}", path.display()));
+            None
+        }
+    }
+}
+
+/// Tokens from a list, checked; the setting name is used in messages, the value never is.
+fn check_tokens<'a>(
+    setting: &str,
+    tokens: impl IntoIterator<Item = &'a str>,
+    errors: &mut Vec<String>,
+) -> Vec<ApiToken> {
+    let mut out = Vec::new();
+    for (i, token) in tokens.into_iter().enumerate() {
+        match ApiToken::parse(token) {
+            Ok(t) => out.push(t),
+            Err(why) => errors.push(format!("{setting}: token #{}: {why}", i + 1)),
+        }
+    }
+    out
+}
+
+/// Lines of a mounted secret file: one token a line, blank lines and `#` comments ignored.
+fn token_lines(text: &str) -> impl Iterator<Item = &str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+}
+
+impl RawConfig {
+    fn check(self, errors: &mut Vec<String>) -> Option<Config> {
+        let http_addr = parse_addr(
+            "http_addr (HOOKBRIDGE_HTTP_ADDR)",
+            self.http_addr.as_deref().unwrap_or("0.0.0.0:8080"),
+            errors,
+        );
+        let admin_addr = parse_addr(
+            "admin_addr (HOOKBRIDGE_ADMIN_ADDR)",
+            self.admin_addr.as_deref().unwrap_or("0.0.0.0:9090"),
+            errors,
+        );
+        if let (Some(h), Some(a)) = (http_addr, admin_addr)
+            && h == a
+            && h.port() != 0
+        {
+            errors.push("admin_addr (HOOKBRIDGE_ADMIN_ADDR): must differ from http_addr".into());
+        }
+
+        let kafka_brokers = match self.kafka_brokers.as_deref().map(str::trim) {
+            Some(b) if !b.is_empty() => Some(b.to_owned()),
+            _ => {
+                errors.push(
+                    "kafka_brokers (HOOKBRIDGE_KAFKA_BROKERS): required, e.g. \"kafka:9092\""
+                        .into(),
+                );
+                None
+            }
+        };
+
+        let registry_url = match self.schema_registry_url.as_deref().map(str::trim) {
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                Some(u.trim_end_matches('/').to_owned())
+            }
+            Some(u) if !u.is_empty() => {
+                errors.push(format!(
+                    "schema_registry_url (HOOKBRIDGE_SCHEMA_REGISTRY_URL): {u:?} must start with http:// or https://"
+                ));
+                None
+            }
+            _ => {
+                errors.push("schema_registry_url (HOOKBRIDGE_SCHEMA_REGISTRY_URL): required, e.g. \"http://registry:8080/apis/ccompat/v7\"".into());
+                None
+            }
+        };
+        let registry_password = self.schema_registry_password_file.as_deref().and_then(|p| {
+            read_secret_file("schema_registry_password_file", p, errors)
+                .map(|s| Secret::new(s.trim_end_matches(['\r', '\n'])))
+        });
+        if registry_password.is_some() != self.schema_registry_username.is_some() {
+            errors.push(
+                "schema_registry_username and schema_registry_password_file: set both or neither"
+                    .into(),
+            );
+        }
+
+        let topic_prefix = self.topic_prefix.unwrap_or_else(|| "sendbird.".into());
+        if let Err(why) = TopicName::parse(&format!("{topic_prefix}other")) {
+            errors.push(format!("topic_prefix (HOOKBRIDGE_TOPIC_PREFIX): {why}"));
+        }
+
+        let log_format = match self.log_format.as_deref().unwrap_or("json") {
+            "json" => Some(LogFormat::Json),
+            "text" => Some(LogFormat::Text),
+            other => {
+                errors.push(format!(
+                    "log_format (HOOKBRIDGE_LOG_FORMAT): {other:?} is neither \"json\" nor \"text\""
+                ));
+                None
+            }
+        };
+        let log_level = self.log_level.unwrap_or_else(|| "info".into());
+        if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+            errors.push(format!(
+                "log_level (HOOKBRIDGE_LOG_LEVEL): {log_level:?} is not a filter like \"info\" or \"hookbridge=debug,info\""
+            ));
+        }
+
+        let max_body_bytes = match self.max_body_bytes {
+            None => NonZeroUsize::new(DEFAULT_MAX_BODY_BYTES),
+            Some(n) if (1024..=64 * 1024 * 1024).contains(&n) => {
+                usize::try_from(n).ok().and_then(NonZeroUsize::new)
+            }
+            Some(n) => {
+                errors.push(format!(
+                    "max_body_bytes (HOOKBRIDGE_MAX_BODY_BYTES): {n} is outside 1024..=67108864"
+                ));
+                None
+            }
+        };
+
+        let publish_timeout = parse_duration(
+            "publish_timeout (HOOKBRIDGE_PUBLISH_TIMEOUT)",
+            self.publish_timeout.as_deref().unwrap_or("4s"),
+            errors,
+        );
+        if let Some(t) = publish_timeout
+            && (t.is_zero() || t >= SENDBIRD_TIMEOUT)
+        {
+            errors.push(format!(
+                "publish_timeout (HOOKBRIDGE_PUBLISH_TIMEOUT): {} must be above 0 and below Sendbird's 5s timeout",
+                humantime::format_duration(t)
+            ));
+        }
+        let shutdown_timeout = parse_duration(
+            "shutdown_timeout (HOOKBRIDGE_SHUTDOWN_TIMEOUT)",
+            self.shutdown_timeout.as_deref().unwrap_or("15s"),
+            errors,
+        );
+        if let (Some(s), Some(p)) = (shutdown_timeout, publish_timeout)
+            && s < p
+        {
+            errors.push("shutdown_timeout (HOOKBRIDGE_SHUTDOWN_TIMEOUT): must be at least publish_timeout, or in-flight requests cannot finish".into());
+        }
+
+        let max_in_flight = match self.max_in_flight.unwrap_or(1024) {
+            n @ 1..=1_000_000 => usize::try_from(n).ok().and_then(NonZeroUsize::new),
+            n => {
+                errors.push(format!(
+                    "max_in_flight (HOOKBRIDGE_MAX_IN_FLIGHT): {n} is outside 1..=1000000"
+                ));
+                None
+            }
+        };
+        let topic_partitions = match self.topic_partitions.unwrap_or(12) {
+            n @ 1..=10_000 => u32::try_from(n).ok().and_then(NonZeroU32::new),
+            n => {
+                errors.push(format!(
+                    "topic_partitions (HOOKBRIDGE_TOPIC_PARTITIONS): {n} is outside 1..=10000"
+                ));
+                None
+            }
+        };
+        let topic_replication_factor = match self.topic_replication_factor {
+            None => None,
+            Some(n @ 1..=32) => u16::try_from(n).ok().and_then(NonZeroU16::new),
+            Some(n) => {
+                errors.push(format!(
+                    "topic_replication_factor (HOOKBRIDGE_TOPIC_REPLICATION_FACTOR): {n} is outside 1..=32"
+                ));
+                None
+            }
+        };
+
+        let apps = check_apps(
+            self.apps,
+            self.sendbird_app_id,
+            self.sendbird_api_tokens,
+            errors,
+        );
+
+        let mut routes = Vec::new();
+        for (i, r) in self.routes.into_iter().enumerate() {
+            let pattern = CategoryPattern::parse(&r.category)
+                .map_err(|why| errors.push(format!("routes[{i}].category: {why}")))
+                .ok();
+            let topic = TopicName::parse(&r.topic)
+                .map_err(|why| errors.push(format!("routes[{i}].topic: {why}")))
+                .ok();
+            if let (Some(pattern), Some(topic)) = (pattern, topic) {
+                routes.push(RouteOverride { pattern, topic });
+            }
+        }
+
+        let mut kafka_properties = BTreeMap::new();
+        let file_props = self
+            .kafka_property_files
+            .into_iter()
+            .filter_map(|(k, path)| {
+                let setting = format!("kafka_property_files.\"{k}\"");
+                read_secret_file(&setting, &path, errors)
+                    .map(|v| (k, v.trim_end_matches(['\r', '\n']).to_owned()))
+            });
+        let all_props: Vec<(String, String)> = self
+            .kafka_properties
+            .into_iter()
+            .chain(file_props.collect::<Vec<_>>())
+            .collect();
+        for (key, value) in all_props {
+            let key = key.trim().to_owned();
+            if RESERVED_KAFKA_PROPERTIES.contains(&key.as_str()) {
+                errors.push(format!(
+                    "kafka_properties.\"{key}\": set by hookbridge for its delivery guarantee and may not be overridden"
+                ));
+            } else if (key == "compression.type" || key == "compression.codec") && value == "none" {
+                errors.push(format!(
+                    "kafka_properties.\"{key}\": compression may not be turned off (records of 2 MiB bodies rely on it)"
+                ));
+            } else if kafka_properties.contains_key(&key) {
+                errors.push(format!(
+                    "kafka_properties.\"{key}\": set both inline and in kafka_property_files"
+                ));
+            } else {
+                kafka_properties.insert(key, Secret::new(value));
+            }
+        }
+
+        Some(Config {
+            http_addr: http_addr?,
+            admin_addr: admin_addr?,
+            kafka_brokers: kafka_brokers?,
+            registry: RegistryConfig {
+                url: registry_url?,
+                username: self.schema_registry_username,
+                password: registry_password,
+            },
+            topic_prefix,
+            log_format: log_format?,
+            log_level,
+            max_body_bytes: max_body_bytes?,
+            publish_timeout: publish_timeout?,
+            max_in_flight: max_in_flight?,
+            shutdown_timeout: shutdown_timeout?,
+            create_topics: self.create_topics.unwrap_or(true),
+            topic_partitions: topic_partitions?,
+            topic_replication_factor,
+            auto_register_schemas: self.auto_register_schemas.unwrap_or(true),
+            apps,
+            routes,
+            kafka_properties,
+        })
+    }
+}
+
+fn check_apps(
+    raw_apps: Vec<RawApp>,
+    env_app_id: Option<String>,
+    env_tokens: Option<String>,
+    errors: &mut Vec<String>,
+) -> Vec<AppConfig> {
+    let mut apps: Vec<AppConfig> = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, raw) in raw_apps.into_iter().enumerate() {
+        let setting = format!("apps[{i}]");
+        let app_id = match AppId::parse(&raw.app_id) {
+            Ok(id) => id,
+            Err(why) => {
+                errors.push(format!("{setting}.app_id: {why}"));
+                continue;
+            }
+        };
+        if !seen.insert(app_id.clone()) {
+            errors.push(format!("{setting}.app_id: {app_id} is configured twice"));
+            continue;
+        }
+        let mut tokens = check_tokens(
+            &format!("{setting}.api_tokens"),
+            raw.api_tokens.iter().map(String::as_str),
+            errors,
+        );
+        if let Some(path) = &raw.api_tokens_file {
+            let file_setting = format!("{setting}.api_tokens_file");
+            if let Some(text) = read_secret_file(&file_setting, path, errors) {
+                tokens.extend(check_tokens(&file_setting, token_lines(&text), errors));
+            }
+        }
+        if tokens.is_empty() {
+            errors.push(format!(
+                "{setting}: app {app_id} has no api_tokens (give api_tokens or api_tokens_file)"
+            ));
+        }
+        apps.push(AppConfig {
+            app_id,
+            api_tokens: tokens,
+        });
+    }
+
+    match (env_app_id, env_tokens) {
+        (None, None) => {}
+        (Some(id), Some(tokens)) => match AppId::parse(&id) {
+            Ok(app_id) => {
+                let tokens = check_tokens(
+                    "HOOKBRIDGE_SENDBIRD_API_TOKENS",
+                    tokens.split(',').map(str::trim).filter(|t| !t.is_empty()),
+                    errors,
+                );
+                if tokens.is_empty() {
+                    errors.push("HOOKBRIDGE_SENDBIRD_API_TOKENS: no token given".into());
+                }
+                // The environment wins over the file for the same app (a Secret beats a ConfigMap).
+                apps.retain(|a| a.app_id != app_id);
+                apps.push(AppConfig {
+                    app_id,
+                    api_tokens: tokens,
+                });
+            }
+            Err(why) => errors.push(format!("HOOKBRIDGE_SENDBIRD_APP_ID: {why}")),
+        },
+        (Some(_), None) => errors.push(
+            "HOOKBRIDGE_SENDBIRD_API_TOKENS: required when HOOKBRIDGE_SENDBIRD_APP_ID is set"
+                .into(),
+        ),
+        (None, Some(_)) => errors.push(
+            "HOOKBRIDGE_SENDBIRD_APP_ID: required when HOOKBRIDGE_SENDBIRD_API_TOKENS is set"
+                .into(),
+        ),
+    }
+    if apps.is_empty() {
+        errors.push("apps: no Sendbird application configured (add [[apps]] or set HOOKBRIDGE_SENDBIRD_APP_ID and HOOKBRIDGE_SENDBIRD_API_TOKENS)".into());
+    }
+    apps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn minimal() -> BTreeMap<String, String> {
+        env(&[
+            ("HOOKBRIDGE_KAFKA_BROKERS", "127.0.0.1:9092"),
+            (
+                "HOOKBRIDGE_SCHEMA_REGISTRY_URL",
+                "http://127.0.0.1:8081/apis/ccompat/v7/",
+            ),
+            ("HOOKBRIDGE_SENDBIRD_APP_ID", "APP-1"),
+            ("HOOKBRIDGE_SENDBIRD_API_TOKENS", "tok-a, tok-b"),
+        ])
+    }
+
+    fn toml_file(text: &str) -> tempfile::NamedTempFile {
+        let mut f = tempfile::NamedTempFile::new().expect("temp file");
+        f.write_all(text.as_bytes()).expect("write temp file");
+        f
+    }
+
+    #[test]
+    fn environment_alone_gives_documented_defaults() {
+        let c = Config::from_sources(None, &minimal()).expect("valid");
+        assert_eq!(c.http_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.admin_addr.to_string(), "0.0.0.0:9090");
+        assert_eq!(c.topic_prefix, "sendbird.");
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert_eq!(c.max_body_bytes.get(), 2 * 1024 * 1024);
+        assert_eq!(c.publish_timeout, Duration::from_secs(4));
+        assert_eq!(c.topic_partitions.get(), 12);
+        assert!(c.create_topics);
+        assert_eq!(c.registry.url, "http://127.0.0.1:8081/apis/ccompat/v7");
+        let app = c.single_app().expect("one app");
+        assert_eq!(app.app_id.as_str(), "APP-1");
+        assert_eq!(app.api_tokens.len(), 2);
+    }
+
+    #[test]
+    fn reports_every_problem_at_once_with_setting_names() {
+        let e = env(&[
+            ("HOOKBRIDGE_HTTP_ADDR", "not-an-addr"),
+            ("HOOKBRIDGE_LOG_FORMAT", "yaml"),
+            ("HOOKBRIDGE_TOPIC_PARTITIONS", "many"),
+            ("HOOKBRIDGE_PUBLISH_TIMEOUT", "6s"),
+        ]);
+        let err = Config::from_sources(None, &e).expect_err("invalid");
+        let text = err.to_string();
+        for needle in [
+            "HOOKBRIDGE_HTTP_ADDR",
+            "HOOKBRIDGE_LOG_FORMAT",
+            "HOOKBRIDGE_TOPIC_PARTITIONS",
+            "HOOKBRIDGE_PUBLISH_TIMEOUT",
+            "HOOKBRIDGE_KAFKA_BROKERS",
+            "HOOKBRIDGE_SCHEMA_REGISTRY_URL",
+            "apps:",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+    }
+
+    #[test]
+    fn rejects_overriding_safety_properties_and_unknown_keys() {
+        let f = toml_file(
+            r#"
+            [kafka_properties]
+            "acks" = "1"
+            "enable.idempotence" = "false"
+            "compression.type" = "none"
+            "client.id" = "ok"
+            "#,
+        );
+        let err = Config::from_sources(Some(f.path()), &minimal()).expect_err("invalid");
+        let text = err.to_string();
+        assert!(text.contains("\"acks\""), "{text}");
+        assert!(text.contains("\"enable.idempotence\""), "{text}");
+        assert!(text.contains("\"compression.type\""), "{text}");
+        assert!(!text.contains("client.id"), "{text}");
+
+        let f = toml_file("kafka_brokerz = \"x\"\n");
+        let err = Config::from_sources(Some(f.path()), &minimal()).expect_err("unknown key");
+        assert!(err.to_string().contains("kafka_brokerz"), "{err}");
+    }
+
+    #[test]
+    fn reads_apps_tokens_files_and_routes_from_toml() {
+        let tokens = toml_file("# rotated 2026-11\nold-token\n\nnew-token\n");
+        let f = toml_file(&format!(
+            r#"
+            kafka_brokers = "k:9092"
+            schema_registry_url = "http://r:8080"
+            publish_timeout = "2500ms"
+            [[apps]]
+            app_id = "A"
+            api_tokens = ["t1"]
+            [[apps]]
+            app_id = "B"
+            api_tokens_file = "{}"
+            [[routes]]
+            category = "group_channel:message_*"
+            topic = "chat.messages"
+            "#,
+            tokens.path().display()
+        ));
+        let c = Config::from_sources(Some(f.path()), &BTreeMap::new()).expect("valid");
+        assert_eq!(c.apps.len(), 2);
+        assert_eq!(c.apps[1].api_tokens.len(), 2);
+        assert!(c.single_app().is_none());
+        assert_eq!(c.routes[0].topic.as_str(), "chat.messages");
+        assert_eq!(c.publish_timeout, Duration::from_millis(2500));
+    }
+
+    #[test]
+    fn service_link_variables_do_not_break_start_up() {
+        let mut e = minimal();
+        e.insert("HOOKBRIDGE_PORT".into(), "tcp://10.0.0.1:8080".into());
+        e.insert("HOOKBRIDGE_SERVICE_HOST".into(), "10.0.0.1".into());
+        Config::from_sources(None, &e).expect("service links ignored");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let c = Config::from_sources(None, &minimal()).expect("valid");
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("tok-a"), "{debug}");
+        assert!(debug.contains("[redacted]"));
+    }
+
+    #[test]
+    fn missing_config_file_is_an_error_not_an_empty_config() {
+        let err = Config::from_sources(Some(Path::new("/nonexistent/hb.toml")), &minimal())
+            .expect_err("missing file");
+        assert!(err.to_string().contains("HOOKBRIDGE_CONFIG"), "{err}");
+    }
+}

@@ -1,0 +1,556 @@
+//! The typed view of a Sendbird payload. Lenient on purpose: an optional field with an
+//! unexpected type becomes `None`, never an error, because Sendbird's field types drift
+//! (booleans as integers, strings as booleans) and the raw body is kept whole anyway. Only a
+//! body that is not a UTF-8 JSON object with a `category` is refused, as poison.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+/// Why an authentic body cannot be turned into an event; sent as the dead letter's reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PoisonReason {
+    #[error("body is not valid UTF-8")]
+    NotUtf8,
+    #[error("body is not valid JSON")]
+    NotJson,
+    #[error("body is not a JSON object")]
+    NotObject,
+    #[error("body has no category string")]
+    NoCategory,
+}
+
+impl PoisonReason {
+    /// Stable, bounded label for headers and metrics.
+    pub fn code(self) -> &'static str {
+        match self {
+            PoisonReason::NotUtf8 => "not_utf8",
+            PoisonReason::NotJson => "not_json",
+            PoisonReason::NotObject => "not_object",
+            PoisonReason::NoCategory => "no_category",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Channel {
+    pub channel_url: Option<String>,
+    pub name: Option<String>,
+    pub custom_type: Option<String>,
+    pub data: Option<String>,
+    pub is_distinct: Option<bool>,
+    pub is_public: Option<bool>,
+    pub is_super: Option<bool>,
+    pub is_ephemeral: Option<bool>,
+    pub is_discoverable: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct User {
+    pub user_id: Option<String>,
+    pub nickname: Option<String>,
+    pub profile_url: Option<String>,
+    pub metadata: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Message {
+    pub message_id: Option<i64>,
+    pub message_type: Option<String>,
+    pub text: Option<String>,
+    pub custom_type: Option<String>,
+    pub data: Option<String>,
+    pub created_at: Option<i64>,
+    pub mention_type: Option<String>,
+    pub mentioned_user_ids: Option<Vec<String>>,
+    pub silent: Option<bool>,
+    pub sdk: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Member {
+    pub user_id: Option<String>,
+    pub nickname: Option<String>,
+    pub profile_url: Option<String>,
+    pub is_online: Option<bool>,
+    pub is_hidden: Option<bool>,
+    pub state: Option<String>,
+    pub push_enabled: Option<bool>,
+    pub push_trigger_option: Option<String>,
+    pub unread_message_count: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SendbirdEvent {
+    pub category: String,
+    /// The body's `app_id`, when it is a string.
+    pub app_id: Option<String>,
+    pub channel: Option<Channel>,
+    pub sender: Option<User>,
+    /// The acting user: first present of sender, blocker, unblocker, user, inviter, reporting_user.
+    pub actor: Option<User>,
+    pub message: Option<Message>,
+    pub members: Option<Vec<Member>>,
+    pub affected_users: Option<Vec<User>>,
+    /// The category's own timestamp in milliseconds.
+    pub occurred_at_ms: Option<i64>,
+}
+
+const ACTOR_FIELDS: &[&str] = &[
+    "sender",
+    "blocker",
+    "unblocker",
+    "user",
+    "inviter",
+    "reporting_user",
+];
+const AFFECTED_FIELDS: &[&str] = &[
+    "users",
+    "invitees",
+    "blockee",
+    "unblockee",
+    "operators",
+    "offending_user",
+];
+
+/// Below this, a "milliseconds" value is really seconds (1e11 ms is March 1973; 1e11 s is the
+/// year 5138), so it is scaled. This guards against fields whose unit Sendbird never documented.
+const SECONDS_THRESHOLD: i64 = 100_000_000_000;
+
+#[derive(Clone, Copy)]
+enum Unit {
+    Millis,
+    Seconds,
+}
+
+/// Where a category keeps its own timestamp (first present wins). Field names come from
+/// Sendbird's webhook documentation; see tests/fixtures/sendbird/CATEGORIES.md for the evidence.
+fn timestamp_paths(category: &str) -> (&'static [&'static [&'static str]], Unit) {
+    const CREATED: &[&[&str]] = &[&["created_at"]];
+    const PAYLOAD_CREATED: &[&[&str]] = &[&["payload", "created_at"]];
+    match category {
+        // The one documented exception: message:report's top-level created_at is in seconds.
+        "message:report" => (CREATED, Unit::Seconds),
+        "group_channel:create"
+        | "open_channel:create"
+        | "group_channel:report"
+        | "open_channel:report"
+        | "user:report"
+        | "announcement:create_channels"
+        | "announcement:send_messages" => (CREATED, Unit::Millis),
+        "group_channel:message_send" | "open_channel:message_send" | "profanity_filter:replace" => {
+            (PAYLOAD_CREATED, Unit::Millis)
+        }
+        // payload.created_at of an edit or deletion is the original send time, not this event's.
+        "group_channel:message_update" | "open_channel:message_update" => {
+            (&[&["updated_at"], &["payload", "updated_at"]], Unit::Millis)
+        }
+        "group_channel:message_delete" | "open_channel:message_delete" => {
+            (&[&["deleted_at"], &["payload", "deleted_at"]], Unit::Millis)
+        }
+        "group_channel:message_read" => (&[&["read_updates", "0", "read_ts"]], Unit::Millis),
+        "group_channel:changed" => (&[&["changed_at"]], Unit::Millis),
+        "group_channel:remove" | "open_channel:remove" => (&[&["removed_at"]], Unit::Millis),
+        "group_channel:invite" => (&[&["invited_at"]], Unit::Millis),
+        "group_channel:decline_invite" => (&[&["declined_invite_at"]], Unit::Millis),
+        "group_channel:join" => (&[&["joined_at"]], Unit::Millis),
+        "group_channel:leave" => (&[&["left_at"]], Unit::Millis),
+        "group_channel:reaction_add" | "group_channel:reaction_delete" => {
+            (&[&["ts"]], Unit::Millis)
+        }
+        "open_channel:enter" => (&[&["entered_at"]], Unit::Millis),
+        "open_channel:exit" => (&[&["exited_at"]], Unit::Millis),
+        "operators:register_by_operator" | "operators:unregister_by_operator" => {
+            (&[&["requested_at"]], Unit::Millis)
+        }
+        "profanity_filter:moderate" => (&[&["moderated_at"]], Unit::Millis),
+        "profanity_filter:block" | "image_moderation:block" => (&[&["blocked_at"]], Unit::Millis),
+        "user:block" | "user:unblock" | "alert:user_message_rate_limit_exceeded" => {
+            (&[], Unit::Millis)
+        }
+        // Categories without a known field: the usual top-level names, in this order.
+        _ => (
+            &[
+                &["created_at"],
+                &["updated_at"],
+                &["deleted_at"],
+                &["requested_at"],
+                &["ts"],
+            ],
+            Unit::Millis,
+        ),
+    }
+}
+
+fn lookup<'a>(root: &'a Value, path: &[&str]) -> Option<&'a Value> {
+    path.iter().try_fold(root, |v, seg| match v {
+        Value::Array(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
+        Value::Object(map) => map.get(*seg),
+        _ => None,
+    })
+}
+
+fn as_str(v: Option<&Value>) -> Option<String> {
+    v.and_then(Value::as_str).map(str::to_owned)
+}
+
+/// Integers, integral floats and numeric strings; anything else is `None`.
+fn as_i64(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Number(n) => n.as_i64().or_else(|| {
+            n.as_f64()
+                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
+                .map(|f| f as i64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Booleans, and the drift Sendbird is known for: 0/1 integers and "true"/"false" strings.
+fn as_bool(v: Option<&Value>) -> Option<bool> {
+    match v? {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(0) => Some(false),
+            Some(1) => Some(true),
+            _ => None,
+        },
+        Value::String(s) => match s.as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn as_object(v: Option<&Value>) -> Option<&Map<String, Value>> {
+    v.and_then(Value::as_object)
+}
+
+fn parse_channel(map: &Map<String, Value>) -> Channel {
+    Channel {
+        channel_url: as_str(map.get("channel_url")),
+        name: as_str(map.get("name")),
+        custom_type: as_str(map.get("custom_type")),
+        data: as_str(map.get("data")),
+        is_distinct: as_bool(map.get("is_distinct")),
+        is_public: as_bool(map.get("is_public")),
+        is_super: as_bool(map.get("is_super")),
+        is_ephemeral: as_bool(map.get("is_ephemeral")),
+        is_discoverable: as_bool(map.get("is_discoverable")),
+    }
+}
+
+fn parse_user(map: &Map<String, Value>) -> User {
+    let metadata = as_object(map.get("metadata")).map(|m| {
+        m.iter()
+            .map(|(k, v)| {
+                let text = match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                (k.clone(), text)
+            })
+            .collect()
+    });
+    User {
+        user_id: as_str(map.get("user_id")),
+        nickname: as_str(map.get("nickname")),
+        profile_url: as_str(map.get("profile_url")),
+        metadata,
+    }
+}
+
+fn parse_member(map: &Map<String, Value>) -> Member {
+    Member {
+        user_id: as_str(map.get("user_id")),
+        nickname: as_str(map.get("nickname")),
+        profile_url: as_str(map.get("profile_url")),
+        is_online: as_bool(map.get("is_online")),
+        is_hidden: as_bool(map.get("is_hidden")),
+        state: as_str(map.get("state")),
+        push_enabled: as_bool(map.get("push_enabled")),
+        push_trigger_option: as_str(map.get("push_trigger_option")),
+        unread_message_count: as_i64(map.get("unread_message_count")),
+    }
+}
+
+/// The message of a message event: `payload` plus the top-level fields Sendbird puts beside it.
+fn parse_message(outer: &Map<String, Value>) -> Option<Message> {
+    let payload = as_object(outer.get("payload"))?;
+    let mentioned_user_ids = outer
+        .get("mentioned_users")
+        .and_then(Value::as_array)
+        .map(|users| {
+            users
+                .iter()
+                .filter_map(|u| match u {
+                    Value::String(s) => Some(s.clone()),
+                    Value::Object(m) => as_str(m.get("user_id")),
+                    _ => None,
+                })
+                .collect()
+        });
+    Some(Message {
+        message_id: as_i64(payload.get("message_id")),
+        message_type: as_str(outer.get("type")),
+        text: as_str(payload.get("message")),
+        custom_type: as_str(payload.get("custom_type"))
+            .or_else(|| as_str(outer.get("custom_type"))),
+        data: as_str(payload.get("data")),
+        created_at: as_i64(payload.get("created_at")).map(normalise_millis),
+        mention_type: as_str(outer.get("mention_type")),
+        mentioned_user_ids,
+        silent: as_bool(outer.get("silent")),
+        sdk: as_str(outer.get("sdk")),
+    })
+}
+
+fn normalise_millis(value: i64) -> i64 {
+    if (0..SECONDS_THRESHOLD).contains(&value) {
+        value.saturating_mul(1000)
+    } else {
+        value
+    }
+}
+
+impl SendbirdEvent {
+    /// Parses the raw body. Errors only for poison: not UTF-8, not a JSON object, no category.
+    pub fn parse(body: &[u8]) -> Result<SendbirdEvent, PoisonReason> {
+        std::str::from_utf8(body).map_err(|_| PoisonReason::NotUtf8)?;
+        let root: Value = serde_json::from_slice(body).map_err(|_| PoisonReason::NotJson)?;
+        let map = root.as_object().ok_or(PoisonReason::NotObject)?;
+        let category = match map.get("category").and_then(Value::as_str).map(str::trim) {
+            Some(c) if !c.is_empty() => c.to_owned(),
+            _ => return Err(PoisonReason::NoCategory),
+        };
+
+        // message:report names the reported message's channel inside reported_message.
+        let reported = as_object(map.get("reported_message"));
+        let channel = as_object(map.get("channel"))
+            .or_else(|| reported.and_then(|r| as_object(r.get("channel"))))
+            .map(parse_channel);
+        let message = parse_message(map).or_else(|| reported.and_then(parse_message));
+        let sender = as_object(map.get("sender")).map(parse_user);
+        let actor = ACTOR_FIELDS
+            .iter()
+            .find_map(|f| as_object(map.get(*f)))
+            .map(parse_user);
+        let members = map.get("members").and_then(Value::as_array).map(|items| {
+            items
+                .iter()
+                .filter_map(Value::as_object)
+                .map(parse_member)
+                .collect()
+        });
+        let affected_users = AFFECTED_FIELDS.iter().find_map(|f| match map.get(*f)? {
+            Value::Array(items) => Some(
+                items
+                    .iter()
+                    .filter_map(Value::as_object)
+                    .map(parse_user)
+                    .collect(),
+            ),
+            Value::Object(one) => Some(vec![parse_user(one)]),
+            _ => None,
+        });
+
+        let (paths, unit) = timestamp_paths(&category);
+        let occurred_at_ms =
+            paths
+                .iter()
+                .find_map(|p| as_i64(lookup(&root, p)))
+                .map(|v| match unit {
+                    Unit::Seconds => v.saturating_mul(1000),
+                    Unit::Millis => normalise_millis(v),
+                });
+
+        Ok(SendbirdEvent {
+            app_id: as_str(map.get("app_id")),
+            category,
+            channel,
+            sender,
+            actor,
+            message,
+            members,
+            affected_users,
+            occurred_at_ms,
+        })
+    }
+
+    pub fn channel_url(&self) -> Option<&str> {
+        self.channel.as_ref()?.channel_url.as_deref()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/tests/fixtures/sendbird/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn parses_a_message_send_as_sendbird_writes_it() {
+        let ev = SendbirdEvent::parse(&fixture("group_channel__message_send")).expect("parses");
+        assert_eq!(ev.category, "group_channel:message_send");
+        assert_eq!(
+            ev.app_id.as_deref(),
+            Some("A1B2C3D4-0000-4000-8000-000000000001")
+        );
+        assert!(
+            ev.channel_url()
+                .expect("channel")
+                .starts_with("sendbird_group_channel_")
+        );
+        let sender = ev.sender.as_ref().expect("sender");
+        assert_eq!(sender.nickname.as_deref(), Some("Zoë"));
+        assert_eq!(ev.actor, ev.sender);
+        let msg = ev.message.as_ref().expect("message");
+        assert_eq!(msg.message_id, Some(7340032109));
+        assert_eq!(msg.message_type.as_deref(), Some("MESG"));
+        assert!(
+            msg.text
+                .as_deref()
+                .expect("text")
+                .contains("https://example.com/menu")
+        );
+        assert_eq!(ev.occurred_at_ms, Some(1718000700123));
+        assert_eq!(ev.members.as_ref().map(Vec::len), Some(2));
+    }
+
+    #[test]
+    fn drifted_types_become_null_or_are_read_leniently() {
+        let ev = SendbirdEvent::parse(&fixture("group_channel__message_send")).expect("parses");
+        let members = ev.members.expect("members");
+        // is_hidden sent as the integer 0; push_trigger_option once sent as a boolean.
+        assert_eq!(members[0].is_hidden, Some(false));
+        assert_eq!(members[0].push_trigger_option.as_deref(), Some("default"));
+        assert_eq!(members[1].push_trigger_option, None);
+
+        let ev = SendbirdEvent::parse(
+            br#"{"category":"group_channel:join","channel":{"channel_url":42,"name":["x"],"is_super":"true","is_public":7},
+                "joined_at":"1718000000000","users":"not-a-list","members":{"user_id":"x"}}"#,
+        )
+        .expect("drift is never an error");
+        let ch = ev.channel.expect("channel object kept");
+        assert_eq!(ch.channel_url, None);
+        assert_eq!(ch.name, None);
+        assert_eq!(ch.is_super, Some(true));
+        assert_eq!(ch.is_public, None);
+        assert_eq!(ev.occurred_at_ms, Some(1718000000000));
+        assert_eq!(ev.affected_users, None);
+        assert_eq!(ev.members, None);
+    }
+
+    #[test]
+    fn message_report_created_at_is_seconds_and_is_normalised() {
+        let ev = SendbirdEvent::parse(&fixture("message__report")).expect("parses");
+        assert_eq!(ev.occurred_at_ms, Some(1_718_005_000_000));
+        // The reported message keeps its own millisecond timestamp.
+        assert_eq!(
+            ev.message.as_ref().and_then(|m| m.created_at),
+            Some(1718004990123)
+        );
+        assert_eq!(ev.actor.and_then(|a| a.user_id).as_deref(), Some("marc"));
+        assert!(ev.channel.is_some(), "reported message's channel is used");
+    }
+
+    #[test]
+    fn category_timestamps_are_read_from_their_own_fields() {
+        let cases: &[(&str, &str, Option<i64>)] = &[
+            (
+                "group_channel:create",
+                r#""created_at":1540867938000"#,
+                Some(1540867938000),
+            ),
+            (
+                "group_channel:leave",
+                r#""left_at":1540867938001"#,
+                Some(1540867938001),
+            ),
+            (
+                "group_channel:message_read",
+                r#""read_updates":[{"user_id":"u","read_ts":1540864257418}]"#,
+                Some(1540864257418),
+            ),
+            (
+                "open_channel:remove",
+                r#""removed_at":1586446261706"#,
+                Some(1586446261706),
+            ),
+            (
+                "image_moderation:block",
+                r#""blocked_at":1586446261000"#,
+                Some(1586446261000),
+            ),
+            // A seconds value where milliseconds are expected is scaled, not taken as 1970.
+            (
+                "group_channel:join",
+                r#""joined_at":1540867938"#,
+                Some(1540867938000),
+            ),
+            // The original send time is not the deletion time.
+            (
+                "group_channel:message_delete",
+                r#""payload":{"created_at":1540867938000}"#,
+                None,
+            ),
+            ("user:block", r#""created_at":1540867938000"#, None),
+            (
+                "brand_new:category",
+                r#""created_at":1540867938000"#,
+                Some(1540867938000),
+            ),
+        ];
+        for (category, fields, expected) in cases {
+            let body = format!(r#"{{"category":"{category}",{fields}}}"#);
+            let ev = SendbirdEvent::parse(body.as_bytes()).expect("parses");
+            assert_eq!(ev.occurred_at_ms, *expected, "{category}");
+        }
+    }
+
+    #[test]
+    fn poison_bodies_are_classified() {
+        assert_eq!(
+            SendbirdEvent::parse(b"\xff\xfe{}"),
+            Err(PoisonReason::NotUtf8)
+        );
+        assert_eq!(
+            SendbirdEvent::parse(b"{\"category\":"),
+            Err(PoisonReason::NotJson)
+        );
+        assert_eq!(SendbirdEvent::parse(b"[1,2]"), Err(PoisonReason::NotObject));
+        assert_eq!(SendbirdEvent::parse(b"{}"), Err(PoisonReason::NoCategory));
+        assert_eq!(
+            SendbirdEvent::parse(br#"{"category":7}"#),
+            Err(PoisonReason::NoCategory)
+        );
+        assert_eq!(
+            SendbirdEvent::parse(br#"{"category":"  "}"#),
+            Err(PoisonReason::NoCategory)
+        );
+    }
+
+    #[test]
+    fn every_fixture_parses() {
+        let dir = format!("{}/tests/fixtures/sendbird", env!("CARGO_MANIFEST_DIR"));
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("fixture dir") {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let body = std::fs::read(&path).expect("read");
+                SendbirdEvent::parse(&body).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 52, "only {n} fixtures");
+    }
+}

@@ -1,0 +1,405 @@
+//! Category → family → topic, and the record key. One topic per entity family (not per
+//! category), because Kafka keeps order only inside one topic: a channel's create, join, message
+//! and delete events must share a topic and a key to stay in order.
+
+use std::fmt;
+
+use crate::config::RouteOverride;
+use crate::sendbird::event::SendbirdEvent;
+
+/// A legal Kafka topic name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicName(String);
+
+impl TopicName {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        if value.is_empty() || value.len() > 249 {
+            return Err(format!("topic {value:?} must have 1 to 249 characters"));
+        }
+        if value == "." || value == ".." {
+            return Err(format!("topic {value:?} is not allowed by Kafka"));
+        }
+        if let Some(c) = value
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+        {
+            return Err(format!(
+                "topic {value:?} contains {c:?}; Kafka allows letters, digits, '.', '_' and '-'"
+            ));
+        }
+        Ok(TopicName(value.to_owned()))
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+    /// The registry subject under TopicNameStrategy.
+    pub fn value_subject(&self) -> String {
+        format!("{}-value", self.0)
+    }
+}
+
+impl fmt::Display for TopicName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An exact category (`group_channel:message_send`) or a prefix ending in `*` (`group_channel:*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CategoryPattern {
+    text: String,
+    prefix: bool,
+}
+
+impl CategoryPattern {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err("pattern must not be empty".into());
+        }
+        let (text, prefix) = match value.strip_suffix('*') {
+            Some(head) => (head, true),
+            None => (value, false),
+        };
+        if text.contains('*') {
+            return Err(format!(
+                "pattern {value:?}: '*' is only allowed once, at the end"
+            ));
+        }
+        Ok(CategoryPattern {
+            text: text.to_owned(),
+            prefix,
+        })
+    }
+    pub fn matches(&self, category: &str) -> bool {
+        if self.prefix {
+            category.starts_with(&self.text)
+        } else {
+            category == self.text
+        }
+    }
+}
+
+/// The entity family a category belongs to; one default topic each. Also a bounded metrics label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    GroupChannel,
+    OpenChannel,
+    User,
+    Moderation,
+    Announcement,
+    Notification,
+    Other,
+}
+
+impl Family {
+    pub const ALL: [Family; 7] = [
+        Family::GroupChannel,
+        Family::OpenChannel,
+        Family::User,
+        Family::Moderation,
+        Family::Announcement,
+        Family::Notification,
+        Family::Other,
+    ];
+
+    pub fn of(category: &str) -> Family {
+        let namespace = category.split_once(':').map_or("", |(ns, _)| ns);
+        match namespace {
+            "group_channel" => Family::GroupChannel,
+            "open_channel" => Family::OpenChannel,
+            "user" | "operators" => Family::User,
+            "message" | "alert" | "profanity_filter" | "image_moderation" => Family::Moderation,
+            "announcement" => Family::Announcement,
+            "notification" => Family::Notification,
+            _ => Family::Other,
+        }
+    }
+
+    /// Label for metrics and the default topic's suffix.
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::GroupChannel => "group_channel",
+            Family::OpenChannel => "open_channel",
+            Family::User => "user",
+            Family::Moderation => "moderation",
+            Family::Announcement => "announcement",
+            Family::Notification => "notification",
+            Family::Other => "other",
+        }
+    }
+
+    /// Whether records of this family are keyed. Announcements and notifications fan out to
+    /// many channels or users at once; no key spreads them over partitions.
+    pub fn is_keyed(self) -> bool {
+        !matches!(self, Family::Announcement | Family::Notification)
+    }
+}
+
+/// Where one event goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route<'a> {
+    pub family: Family,
+    pub topic: &'a TopicName,
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Router {
+    overrides: Vec<RouteOverride>,
+    family_topics: Vec<(Family, TopicName)>,
+    dlq: TopicName,
+}
+
+impl Router {
+    pub fn new(prefix: &str, overrides: Vec<RouteOverride>) -> Result<Router, String> {
+        let family_topics = Family::ALL
+            .iter()
+            .map(|f| Ok((*f, TopicName::parse(&format!("{prefix}{}", f.label()))?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        let dlq = TopicName::parse(&format!("{prefix}dlq"))?;
+        Ok(Router {
+            overrides,
+            family_topics,
+            dlq,
+        })
+    }
+
+    pub fn family_topic(&self, family: Family) -> &TopicName {
+        &self
+            .family_topics
+            .iter()
+            .find(|(f, _)| *f == family)
+            .expect("Router::new creates a topic for every family")
+            .1
+    }
+
+    /// The topic for a category: the first matching override, else its family's topic.
+    pub fn topic_for(&self, category: &str) -> &TopicName {
+        self.overrides
+            .iter()
+            .find(|o| o.pattern.matches(category))
+            .map(|o| &o.topic)
+            .unwrap_or_else(|| self.family_topic(Family::of(category)))
+    }
+
+    pub fn route<'a>(&'a self, event: &SendbirdEvent) -> Route<'a> {
+        let family = Family::of(&event.category);
+        Route {
+            family,
+            topic: self.topic_for(&event.category),
+            key: if family.is_keyed() {
+                record_key(event)
+            } else {
+                None
+            },
+        }
+    }
+
+    /// Every topic that carries Avro event records (each needs a registered schema).
+    pub fn event_topics(&self) -> Vec<TopicName> {
+        let mut topics: Vec<TopicName> = self
+            .family_topics
+            .iter()
+            .map(|(_, t)| t.clone())
+            .chain(self.overrides.iter().map(|o| o.topic.clone()))
+            .collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
+    /// Where authentic but unparseable bodies go, byte for byte.
+    pub fn dlq_topic(&self) -> &TopicName {
+        &self.dlq
+    }
+}
+
+/// `channel.channel_url`; else the acting user's id; else none.
+pub fn record_key(event: &SendbirdEvent) -> Option<String> {
+    event
+        .channel_url()
+        .map(str::to_owned)
+        .or_else(|| event.actor.as_ref().and_then(|a| a.user_id.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn fixture_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sendbird")
+    }
+
+    fn router() -> Router {
+        Router::new("sendbird.", Vec::new()).expect("valid prefix")
+    }
+
+    /// Every category in sendbird-webhooks.md, with its expected family.
+    const CATEGORIES: &[(&str, Family)] = &[
+        ("group_channel:create", Family::GroupChannel),
+        ("group_channel:changed", Family::GroupChannel),
+        ("group_channel:remove", Family::GroupChannel),
+        ("group_channel:invite", Family::GroupChannel),
+        ("group_channel:decline_invite", Family::GroupChannel),
+        ("group_channel:join", Family::GroupChannel),
+        ("group_channel:leave", Family::GroupChannel),
+        ("group_channel:message_send", Family::GroupChannel),
+        ("group_channel:message_read", Family::GroupChannel),
+        ("group_channel:message_update", Family::GroupChannel),
+        ("group_channel:message_delete", Family::GroupChannel),
+        ("group_channel:freeze_unfreeze", Family::GroupChannel),
+        ("group_channel:reaction_add", Family::GroupChannel),
+        ("group_channel:reaction_delete", Family::GroupChannel),
+        ("group_channel:report", Family::GroupChannel),
+        ("open_channel:create", Family::OpenChannel),
+        ("open_channel:remove", Family::OpenChannel),
+        ("open_channel:enter", Family::OpenChannel),
+        ("open_channel:exit", Family::OpenChannel),
+        ("open_channel:message_send", Family::OpenChannel),
+        ("open_channel:message_update", Family::OpenChannel),
+        ("open_channel:message_delete", Family::OpenChannel),
+        ("open_channel:report", Family::OpenChannel),
+        ("user:block", Family::User),
+        ("user:unblock", Family::User),
+        ("user:push_preference", Family::User),
+        ("user:push_channel_preference", Family::User),
+        ("user:device_token_register", Family::User),
+        ("user:device_token_unregister", Family::User),
+        ("user:mute", Family::User),
+        ("user:ban", Family::User),
+        ("user:deactivate", Family::User),
+        ("user:report", Family::User),
+        ("operators:register_by_operator", Family::User),
+        ("operators:unregister_by_operator", Family::User),
+        ("message:report", Family::Moderation),
+        ("alert:user_message_rate_limit_exceeded", Family::Moderation),
+        ("profanity_filter:replace", Family::Moderation),
+        ("profanity_filter:block", Family::Moderation),
+        ("profanity_filter:moderate", Family::Moderation),
+        ("profanity_filter:detect", Family::Moderation),
+        ("image_moderation:block", Family::Moderation),
+        ("message:moderation_extension_triggered", Family::Moderation),
+        ("announcement:create_channels", Family::Announcement),
+        ("announcement:send_messages", Family::Announcement),
+        ("notification:send_realtime", Family::Notification),
+        ("notification:send_batch", Family::Notification),
+        ("notification:template_create", Family::Notification),
+        ("notification:template_archive", Family::Notification),
+        ("notification:template_unarchive", Family::Notification),
+        ("notification:template_edit", Family::Notification),
+        (
+            "notification:template_approval_update",
+            Family::Notification,
+        ),
+    ];
+
+    #[test]
+    fn every_documented_category_routes_to_its_family_topic_with_the_right_key() {
+        let r = router();
+        for (category, family) in CATEGORIES {
+            let path = fixture_dir().join(format!("{}.json", category.replace(':', "__")));
+            let body = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let event = SendbirdEvent::parse(&body).expect("fixture parses");
+            assert_eq!(&event.category, category);
+            let route = r.route(&event);
+            assert_eq!(route.family, *family, "{category}");
+            assert_eq!(
+                route.topic.as_str(),
+                format!("sendbird.{}", family.label()),
+                "{category}"
+            );
+            let json: serde_json::Value = serde_json::from_slice(&body).expect("fixture is JSON");
+            let expected_key = if !family.is_keyed() {
+                None
+            } else if let Some(url) = json["channel"]["channel_url"].as_str() {
+                Some(url.to_owned())
+            } else if let Some(url) = json["reported_message"]["channel"]["channel_url"].as_str() {
+                Some(url.to_owned())
+            } else {
+                [
+                    "sender",
+                    "blocker",
+                    "unblocker",
+                    "user",
+                    "inviter",
+                    "reporting_user",
+                ]
+                .iter()
+                .find_map(|f| json[*f]["user_id"].as_str().map(str::to_owned))
+            };
+            assert_eq!(route.key, expected_key, "{category}");
+        }
+    }
+
+    #[test]
+    fn keys_channel_events_by_channel_url_and_user_events_by_actor() {
+        let r = router();
+        let ev = SendbirdEvent::parse(
+            br#"{"category":"group_channel:join","channel":{"channel_url":"c1"},"users":[{"user_id":"u"}]}"#,
+        )
+        .expect("parses");
+        assert_eq!(r.route(&ev).key.as_deref(), Some("c1"));
+        let ev = SendbirdEvent::parse(
+            br#"{"category":"user:unblock","unblocker":{"user_id":"u1"},"unblockee":{"user_id":"u2"}}"#,
+        )
+        .expect("parses");
+        let route = r.route(&ev);
+        assert_eq!(route.topic.as_str(), "sendbird.user");
+        assert_eq!(route.key.as_deref(), Some("u1"));
+        let ev = SendbirdEvent::parse(br#"{"category":"user:deactivate"}"#).expect("parses");
+        assert_eq!(r.route(&ev).key, None);
+    }
+
+    #[test]
+    fn unknown_categories_go_to_the_catch_all_topic() {
+        let r = router();
+        for category in ["poll:vote", "brand_new_thing", "group_channelx:create"] {
+            let body = format!(r#"{{"category":"{category}","channel":{{"channel_url":"c9"}}}}"#);
+            let ev = SendbirdEvent::parse(body.as_bytes()).expect("parses");
+            let route = r.route(&ev);
+            assert_eq!(route.topic.as_str(), "sendbird.other");
+            assert_eq!(route.key.as_deref(), Some("c9"));
+        }
+    }
+
+    #[test]
+    fn overrides_win_in_order_and_keep_the_family_key() {
+        let overrides = vec![
+            RouteOverride {
+                pattern: CategoryPattern::parse("group_channel:message_*").expect("valid"),
+                topic: TopicName::parse("chat.messages").expect("valid"),
+            },
+            RouteOverride {
+                pattern: CategoryPattern::parse("group_channel:message_read").expect("valid"),
+                topic: TopicName::parse("never.used").expect("valid"),
+            },
+        ];
+        let r = Router::new("p.", overrides).expect("valid");
+        assert_eq!(
+            r.topic_for("group_channel:message_read").as_str(),
+            "chat.messages"
+        );
+        assert_eq!(
+            r.topic_for("group_channel:join").as_str(),
+            "p.group_channel"
+        );
+        assert_eq!(r.dlq_topic().as_str(), "p.dlq");
+        let topics: Vec<String> = r.event_topics().iter().map(|t| t.to_string()).collect();
+        assert!(topics.contains(&"chat.messages".to_owned()));
+        assert!(!topics.contains(&"p.dlq".to_owned()));
+    }
+
+    #[test]
+    fn topic_names_and_patterns_are_checked() {
+        assert!(TopicName::parse("ok.topic_1-x").is_ok());
+        assert!(TopicName::parse("bad topic").is_err());
+        assert!(TopicName::parse("..").is_err());
+        assert!(TopicName::parse(&"a".repeat(250)).is_err());
+        assert!(CategoryPattern::parse("a*b").is_err());
+        assert!(CategoryPattern::parse("").is_err());
+        let p = CategoryPattern::parse("user:*").expect("valid");
+        assert!(p.matches("user:block") && !p.matches("users:block"));
+    }
+}

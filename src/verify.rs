@@ -1,0 +1,269 @@
+//! Signature verification on the raw body bytes. [`VerifiedWebhook`] can only be built here, so
+//! bytes that were not verified cannot reach Kafka by construction.
+
+use std::fmt;
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+use crate::config::{AppId, Secret};
+
+/// The header Sendbird documents.
+pub const SIGNATURE_HEADER: &str = "x-sendbird-signature";
+/// An undocumented duplicate Sendbird also sends; read only when the first is absent.
+pub const FALLBACK_SIGNATURE_HEADER: &str = "x-signature";
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A Sendbird master API token, the HMAC key. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiToken(Secret);
+
+impl ApiToken {
+    pub fn parse(value: &str) -> Result<Self, &'static str> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Err("is empty");
+        }
+        if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err("contains whitespace or control characters");
+        }
+        Ok(ApiToken(Secret::new(value)))
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        HmacSha256::new_from_slice(self.0.expose().as_bytes())
+            .expect("HMAC-SHA256 accepts keys of any length")
+    }
+
+    /// The lowercase hex signature a sender holding this token puts on `body`.
+    pub fn sign(&self, body: &[u8]) -> String {
+        let mut mac = self.mac();
+        mac.update(body);
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+impl fmt::Debug for ApiToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiToken([redacted])")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("signature header missing")]
+    Missing,
+    #[error("signature is not 64 hex digits")]
+    Malformed,
+    #[error("signature does not match any token")]
+    Mismatch,
+}
+
+impl SignatureError {
+    /// Bounded label for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SignatureError::Missing => "missing",
+            SignatureError::Malformed => "malformed",
+            SignatureError::Mismatch => "mismatch",
+        }
+    }
+}
+
+/// Checks `signature` (hex, as sent) against every token; comparison is constant-time.
+pub fn verify_signature(
+    tokens: &[ApiToken],
+    body: &[u8],
+    signature: Option<&[u8]>,
+) -> Result<(), SignatureError> {
+    let signature = signature.ok_or(SignatureError::Missing)?;
+    let signature = signature.trim_ascii();
+    if signature.len() != 64 {
+        return Err(SignatureError::Malformed);
+    }
+    let mut expected = [0u8; 32];
+    hex::decode_to_slice(signature, &mut expected).map_err(|_| SignatureError::Malformed)?;
+    // Every token is tried, so the time taken does not tell which one (if any) matched.
+    let mut matched = false;
+    for token in tokens {
+        let mut mac = token.mac();
+        mac.update(body);
+        matched |= mac.verify_slice(&expected).is_ok();
+    }
+    if matched {
+        Ok(())
+    } else {
+        Err(SignatureError::Mismatch)
+    }
+}
+
+/// A body whose signature checked out for `app_id`, with what is derived from its bytes.
+#[derive(Debug, Clone)]
+pub struct VerifiedWebhook {
+    app_id: AppId,
+    body: Bytes,
+    event_id: String,
+    received_at_ms: i64,
+}
+
+impl VerifiedWebhook {
+    /// Verifies `body` against the app's tokens; the only constructor.
+    pub fn verify(
+        app_id: &AppId,
+        tokens: &[ApiToken],
+        body: Bytes,
+        signature: Option<&[u8]>,
+        received_at_ms: i64,
+    ) -> Result<Self, SignatureError> {
+        verify_signature(tokens, &body, signature)?;
+        let event_id = hex::encode(Sha256::digest(&body));
+        Ok(VerifiedWebhook {
+            app_id: app_id.clone(),
+            body,
+            event_id,
+            received_at_ms,
+        })
+    }
+
+    pub fn app_id(&self) -> &AppId {
+        &self.app_id
+    }
+    /// The body exactly as received.
+    pub fn body(&self) -> &Bytes {
+        &self.body
+    }
+    /// Lowercase hex SHA-256 of the body: identical retries share it.
+    pub fn event_id(&self) -> &str {
+        &self.event_id
+    }
+    pub fn received_at_ms(&self) -> i64 {
+        self.received_at_ms
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn token(s: &str) -> ApiToken {
+        ApiToken::parse(s).expect("valid token")
+    }
+
+    #[test]
+    fn matches_a_known_hmac_sha256_vector() {
+        // RFC 4231 test case 2: key "Jefe".
+        let sig = token("Jefe").sign(b"what do ya want for nothing?");
+        assert_eq!(
+            sig,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn accepts_any_of_several_tokens_during_rotation() {
+        let old = token("old");
+        let new = token("new");
+        let body = br#"{"category":"group_channel:join"}"#;
+        let sig = new.sign(body);
+        assert_eq!(
+            verify_signature(&[old.clone(), new], body, Some(sig.as_bytes())),
+            Ok(())
+        );
+        assert_eq!(
+            verify_signature(&[old], body, Some(sig.as_bytes())),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn rejects_missing_and_malformed_signatures() {
+        let t = [token("t")];
+        assert_eq!(
+            verify_signature(&t, b"x", None),
+            Err(SignatureError::Missing)
+        );
+        assert_eq!(
+            verify_signature(&t, b"x", Some(b"abc")),
+            Err(SignatureError::Malformed)
+        );
+        let not_hex = "z".repeat(64);
+        assert_eq!(
+            verify_signature(&t, b"x", Some(not_hex.as_bytes())),
+            Err(SignatureError::Malformed)
+        );
+    }
+
+    #[test]
+    fn uppercase_hex_is_the_same_signature() {
+        let t = token("t");
+        let sig = t.sign(b"body").to_uppercase();
+        assert_eq!(
+            verify_signature(&[t], b"body", Some(sig.as_bytes())),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn event_id_is_sha256_of_the_raw_body() {
+        let t = token("t");
+        let body = Bytes::from_static(b"{}");
+        let sig = t.sign(&body);
+        let app = AppId::parse("A").expect("valid app id");
+        let v =
+            VerifiedWebhook::verify(&app, &[t], body, Some(sig.as_bytes()), 7).expect("verified");
+        assert_eq!(
+            v.event_id(),
+            "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
+        );
+        assert_eq!(v.received_at_ms(), 7);
+    }
+
+    #[test]
+    fn token_debug_output_is_redacted() {
+        assert_eq!(format!("{:?}", token("s3cr3t")), "ApiToken([redacted])");
+    }
+
+    proptest! {
+        #[test]
+        fn sign_then_verify_round_trips(key in "[!-~]{1,64}", body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let t = token(&key);
+            let sig = t.sign(&body);
+            prop_assert_eq!(verify_signature(&[t], &body, Some(sig.as_bytes())), Ok(()));
+        }
+
+        #[test]
+        fn any_flipped_body_byte_fails(key in "[!-~]{1,32}", body in proptest::collection::vec(any::<u8>(), 1..256), idx in any::<prop::sample::Index>(), bit in 0u8..8) {
+            let t = token(&key);
+            let sig = t.sign(&body);
+            let mut tampered = body.clone();
+            let i = idx.index(tampered.len());
+            tampered[i] ^= 1 << bit;
+            prop_assert_eq!(verify_signature(&[t], &tampered, Some(sig.as_bytes())), Err(SignatureError::Mismatch));
+        }
+
+        #[test]
+        fn any_flipped_signature_digit_fails(body in proptest::collection::vec(any::<u8>(), 0..256), idx in 0usize..64) {
+            let t = token("key");
+            let mut sig = t.sign(&body).into_bytes();
+            sig[idx] = if sig[idx] == b'0' { b'1' } else { b'0' };
+            prop_assert_eq!(verify_signature(&[t], &body, Some(&sig)), Err(SignatureError::Mismatch));
+        }
+
+        #[test]
+        fn wrong_token_fails(a in "[!-~]{1,32}", b in "[!-~]{1,32}", body in proptest::collection::vec(any::<u8>(), 0..256)) {
+            prop_assume!(a != b);
+            let sig = token(&a).sign(&body);
+            prop_assert_eq!(verify_signature(&[token(&b)], &body, Some(sig.as_bytes())), Err(SignatureError::Mismatch));
+        }
+
+        #[test]
+        fn truncated_signature_fails(body in proptest::collection::vec(any::<u8>(), 0..256), cut in 0usize..64) {
+            let t = token("key");
+            let sig = t.sign(&body);
+            prop_assert!(verify_signature(&[t], &body, Some(&sig.as_bytes()[..cut])).is_err());
+        }
+    }
+}
