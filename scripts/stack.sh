@@ -20,7 +20,7 @@
 #   REGISTRY_JAVA_HOME [first Java 21+ among JAVA_HOME, PATH, /usr/lib/jvm/*; Apicurio 3.3 needs 21]
 #   KAFKA_HEAP_OPTS [-Xms256m -Xmx512m]  REGISTRY_HEAP_OPTS [-Xms128m -Xmx512m]
 #
-# Layout under $STACK_DIR: lib/kafka-<v>/ (jars), lib/apicurio-registry-<v>/ (unpacked app),
+# Layout under $STACK_DIR: lib/kafka-<v>-<pom hash>/ (jars), lib/apicurio-registry-<v>-<pom hash>/ (app),
 # conf/ (server.properties, log4j2.xml), data/kafka/ (broker data), kafka.pid, registry.pid,
 # logs/kafka.log, logs/registry.log, logs/fetch.log (Maven output).
 set -euo pipefail
@@ -42,9 +42,12 @@ pom_prop() { sed -n "s:.*<$1>\(.*\)</$1>.*:\1:p" "$POM" | head -n1; }
 KAFKA_VERSION="${KAFKA_VERSION:-$(pom_prop kafka.version)}"
 APICURIO_VERSION="${APICURIO_VERSION:-$(pom_prop apicurio.version)}"
 
+# download folders are named after the versions and a hash of the POM, so editing the POM
+# (say, a log4j bump) fetches into new folders and never touches what a running process uses
+POM_STAMP="$(sha256sum <"$POM" | cut -c1-10)"
 LIB_DIR="$STACK_DIR/lib"
-KAFKA_LIB="$LIB_DIR/kafka-$KAFKA_VERSION"
-REGISTRY_HOME="$LIB_DIR/apicurio-registry-$APICURIO_VERSION"
+KAFKA_LIB="$LIB_DIR/kafka-$KAFKA_VERSION-$POM_STAMP"
+REGISTRY_HOME="$LIB_DIR/apicurio-registry-$APICURIO_VERSION-$POM_STAMP"
 CONF_DIR="$STACK_DIR/conf"
 DATA_DIR="$STACK_DIR/data"
 KAFKA_DATA="$DATA_DIR/kafka"
@@ -138,20 +141,20 @@ pid_of() { # pid_of PIDFILE MARKER -> prints the pid if it is alive and its comm
 port_open() { timeout 2 bash -c ": </dev/tcp/$1/$2" 2>/dev/null; }
 
 stop_pid() { # stop_pid NAME PIDFILE MARKER
-  local name="$1" f="$2" marker="$3" pid i
+  local name="$1" f="$2" marker="$3" pid
   if ! pid="$(pid_of "$f" "$marker")"; then
     rm -f "$f"; say "$name is not running"; return 0
   fi
   say "stopping $name (pid $pid)"
   kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 1 300); do # 30 s
+  for _ in $(seq 1 300); do # 30 s
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.1
   done
   if kill -0 "$pid" 2>/dev/null; then
     say "$name did not stop within 30 s after SIGTERM; sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
-    for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
   rm -f "$f"
   say "$name stopped"
@@ -252,14 +255,14 @@ kafka_answers() { kafka_running && port_open "$HOST" "$KAFKA_PORT"; }
 kafka_launch() { # starts the broker in the background; prints the log offset the wait uses
   local java pid
   java="$(kafka_java)"
-  write_kafka_conf
-  kafka_format
   if port_open "$HOST" "$KAFKA_PORT"; then
     die "port $HOST:$KAFKA_PORT is already in use by another process (not this stack's broker); set KAFKA_PORT"
   fi
   if port_open "$HOST" "$KAFKA_CONTROLLER_PORT"; then
     die "port $HOST:$KAFKA_CONTROLLER_PORT is already in use by another process; set KAFKA_CONTROLLER_PORT"
   fi
+  write_kafka_conf
+  kafka_format
   touch "$KAFKA_LOG"
   KAFKA_LOG_OFFSET="$(stat -c %s "$KAFKA_LOG")"
   mapfile -t opts < <(kafka_java_opts)
@@ -313,8 +316,9 @@ registry_launch() {
   # Confluent-compatible behaviour (/apis/ccompat/v7):
   #   legacy-id-mode=false: the schema id is Apicurio's *content id*, so one schema text has one id
   #     across subjects, as with Confluent (true would return per-version global ids).
-  #   use-canonical-hash=true: lookups (POST /subjects/{s}) match a schema regardless of
-  #     whitespace/formatting, like Confluent's.
+  #   use-canonical-hash=true: lookups (POST /subjects/{s}) and re-registrations compare the
+  #     canonical form of the schema, like Confluent, not its exact text (a whitespace-only
+  #     difference already matched in a test without it; this covers the rest).
   #   global compatibility rule BACKWARD: Confluent's default (Apicurio's default is none).
   #   deletions enabled: DELETE /subjects/{s} works as with Confluent.
   (

@@ -150,7 +150,7 @@ fn user(u: &User) -> Value {
     ])
 }
 
-fn users(us: &Vec<User>) -> Value {
+fn users(us: &[User]) -> Value {
     Value::Array(us.iter().map(user).collect())
 }
 
@@ -208,7 +208,7 @@ fn to_value(r: &EventRecord<'_>) -> Value {
                 Value::Array(ms.iter().map(member).collect())
             }),
         ),
-        ("affected_users", opt(&e.affected_users, users)),
+        ("affected_users", opt(&e.affected_users, |u| users(u))),
     ])
 }
 

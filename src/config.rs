@@ -548,12 +548,14 @@ impl RawConfig {
                 errors.push(format!(
                     "kafka_properties.\"{key}\": compression may not be turned off (records of 2 MiB bodies rely on it)"
                 ));
-            } else if kafka_properties.contains_key(&key) {
+            } else if let std::collections::btree_map::Entry::Vacant(slot) =
+                kafka_properties.entry(key.clone())
+            {
+                slot.insert(Secret::new(value));
+            } else {
                 errors.push(format!(
                     "kafka_properties.\"{key}\": set both inline and in kafka_property_files"
                 ));
-            } else {
-                kafka_properties.insert(key, Secret::new(value));
             }
         }
 

@@ -1,1 +1,430 @@
-//! kafka
+//! Kafka: one idempotent `FutureProducer` with the settings the delivery guarantee rests on,
+//! the [`Publisher`] seam handlers publish through, topic creation at start-up and the broker
+//! health the readiness probe reports.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use rdkafka::ClientContext;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use tokio::time::Instant;
+
+use crate::config::Config;
+use crate::sendbird::TopicName;
+
+/// One record to publish.
+#[derive(Debug, Clone)]
+pub struct OutRecord {
+    pub topic: String,
+    pub key: Option<String>,
+    pub value: Bytes,
+    pub headers: Vec<(&'static str, Vec<u8>)>,
+    /// The time hookbridge received the request.
+    pub timestamp_ms: i64,
+}
+
+/// Where the broker stored a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PublishError {
+    #[error("no acknowledgement before the deadline")]
+    Timeout,
+    #[error("producer queue is full")]
+    QueueFull,
+    /// Worth retrying: broker down, leader moving, request timed out.
+    #[error("kafka refused the record (retryable): {0}")]
+    Retryable(String),
+    /// Retrying will not help until an operator acts (size limits, authorisation, missing topic).
+    #[error("kafka refused the record (operator action needed): {0}")]
+    Permanent(String),
+}
+
+impl PublishError {
+    /// Bounded label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            PublishError::Timeout => "timeout",
+            PublishError::QueueFull => "queue_full",
+            PublishError::Retryable(_) => "retryable",
+            PublishError::Permanent(_) => "permanent",
+        }
+    }
+}
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Publishing seam: the real implementation is [`KafkaPublisher`]; handler tests run in-process
+/// with their own.
+pub trait Publisher: Send + Sync + 'static {
+    /// Resolves once the broker acknowledged the record, or with an error at `deadline` latest.
+    fn publish(
+        &self,
+        record: OutRecord,
+        deadline: Instant,
+    ) -> BoxFuture<'_, Result<Delivered, PublishError>>;
+
+    /// Waits up to `timeout` for queued records to be acknowledged.
+    fn flush(&self, timeout: Duration) -> BoxFuture<'_, Result<(), String>>;
+}
+
+/// Routes librdkafka's own logs and errors into tracing.
+#[derive(Clone, Default)]
+pub struct TracingContext;
+
+impl ClientContext for TracingContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        match level {
+            RDKafkaLogLevel::Emerg
+            | RDKafkaLogLevel::Alert
+            | RDKafkaLogLevel::Critical
+            | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", facility = fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Warning => {
+                tracing::warn!(target: "librdkafka", facility = fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", facility = fac, "{log_message}")
+            }
+            RDKafkaLogLevel::Debug => {
+                tracing::debug!(target: "librdkafka", facility = fac, "{log_message}")
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        // Broker connection errors repeat while a broker is down; readiness and 503s report them.
+        tracing::warn!(target: "librdkafka", %error, "{reason}");
+    }
+}
+
+/// The client configuration: user properties first, then the settings the guarantee rests on
+/// (configuration loading already refused attempts to override those).
+pub fn client_config(config: &Config) -> ClientConfig {
+    let mut cc = ClientConfig::new();
+    cc.set("client.id", "hookbridge")
+        .set("compression.type", "lz4")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .set("queue.buffering.max.kbytes", "262144")
+        .set("socket.keepalive.enable", "true");
+    for (key, value) in &config.kafka_properties {
+        cc.set(key, value.expose());
+    }
+    cc.set("bootstrap.servers", &config.kafka_brokers)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        // Java clients hash keys with murmur2; librdkafka's default does not. Kafka Streams and
+        // Java producers must find a channel's events in the same partition.
+        .set("partitioner", "murmur2_random")
+        // A record carries the raw body plus typed copies of parts of it; the default 1 MB would
+        // refuse records made from large (up to max_body_bytes) bodies before they reach a broker.
+        .set(
+            "message.max.bytes",
+            (config.max_record_bytes() + 64 * 1024).to_string(),
+        );
+    cc.set_log_level(RDKafkaLogLevel::Warning);
+    cc
+}
+
+fn classify(error: &KafkaError) -> PublishError {
+    let code = error.rdkafka_error_code();
+    match code {
+        Some(RDKafkaErrorCode::QueueFull) => PublishError::QueueFull,
+        Some(
+            RDKafkaErrorCode::MessageSizeTooLarge
+            | RDKafkaErrorCode::InvalidMessageSize
+            | RDKafkaErrorCode::TopicAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed
+            | RDKafkaErrorCode::UnknownTopicOrPartition
+            | RDKafkaErrorCode::UnknownTopic
+            | RDKafkaErrorCode::InvalidRecord
+            | RDKafkaErrorCode::PolicyViolation
+            | RDKafkaErrorCode::Fatal,
+        ) => PublishError::Permanent(error.to_string()),
+        _ => PublishError::Retryable(error.to_string()),
+    }
+}
+
+#[derive(Clone)]
+pub struct KafkaPublisher {
+    producer: FutureProducer<TracingContext>,
+}
+
+impl KafkaPublisher {
+    pub fn new(config: &Config) -> Result<Self, KafkaError> {
+        let producer = client_config(config).create_with_context(TracingContext)?;
+        Ok(KafkaPublisher { producer })
+    }
+
+    pub fn producer(&self) -> &FutureProducer<TracingContext> {
+        &self.producer
+    }
+
+    /// Number of brokers and the topics that exist, from a metadata request (blocking call,
+    /// run off the runtime's worker threads).
+    pub async fn metadata(&self, timeout: Duration) -> Result<ClusterView, KafkaError> {
+        let producer = self.producer.clone();
+        tokio::task::spawn_blocking(move || {
+            let md = producer.client().fetch_metadata(None, timeout)?;
+            Ok(ClusterView {
+                brokers: md.brokers().len(),
+                topics: md
+                    .topics()
+                    .iter()
+                    .filter(|t| t.error().is_none())
+                    .map(|t| t.name().to_owned())
+                    .collect(),
+            })
+        })
+        .await
+        .unwrap_or_else(|join| {
+            tracing::error!(error = %join, "metadata task failed");
+            Err(KafkaError::Global(RDKafkaErrorCode::Fail))
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ClusterView {
+    pub brokers: usize,
+    pub topics: Vec<String>,
+}
+
+impl Publisher for KafkaPublisher {
+    fn publish(
+        &self,
+        record: OutRecord,
+        deadline: Instant,
+    ) -> BoxFuture<'_, Result<Delivered, PublishError>> {
+        Box::pin(async move {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (key, value) in &record.headers {
+                headers = headers.insert(Header {
+                    key,
+                    value: Some(value.as_slice()),
+                });
+            }
+            let mut fr: FutureRecord<'_, str, [u8]> = FutureRecord::to(&record.topic)
+                .payload(&record.value[..])
+                .headers(headers)
+                .timestamp(record.timestamp_ms);
+            if let Some(key) = &record.key {
+                fr = fr.key(key.as_str());
+            }
+            let delivery = match self.producer.send_result(fr) {
+                Ok(delivery) => delivery,
+                Err((error, _)) => return Err(classify(&error)),
+            };
+            match tokio::time::timeout_at(deadline, delivery).await {
+                Ok(Ok(Ok(d))) => Ok(Delivered {
+                    partition: d.partition,
+                    offset: d.offset,
+                }),
+                Ok(Ok(Err((error, _)))) => Err(classify(&error)),
+                // The producer dropped the report: it is shutting down.
+                Ok(Err(_canceled)) => Err(PublishError::Retryable("delivery report lost".into())),
+                Err(_elapsed) => Err(PublishError::Timeout),
+            }
+        })
+    }
+
+    fn flush(&self, timeout: Duration) -> BoxFuture<'_, Result<(), String>> {
+        let producer = self.producer.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || producer.flush(timeout))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// Creates the topics that do not exist yet. Replication is `min(3, brokers)` unless configured.
+pub async fn ensure_topics(
+    config: &Config,
+    cluster: &ClusterView,
+    topics: &[TopicName],
+) -> Result<Vec<String>, String> {
+    let missing: Vec<&TopicName> = topics
+        .iter()
+        .filter(|t| !cluster.topics.iter().any(|have| have == t.as_str()))
+        .collect();
+    if missing.is_empty() {
+        return Ok(Vec::new());
+    }
+    let replication = config
+        .topic_replication_factor
+        .map(|r| i32::from(r.get()))
+        .unwrap_or_else(|| i32::try_from(cluster.brokers.clamp(1, 3)).unwrap_or(1));
+    let partitions = i32::try_from(config.topic_partitions.get()).unwrap_or(12);
+    let max_message_bytes = (config.max_record_bytes() + 64 * 1024).to_string();
+    // With three copies, acks=all should mean "at least two brokers have it".
+    let min_insync = if replication >= 3 { "2" } else { "1" };
+    let new_topics: Vec<NewTopic<'_>> = missing
+        .iter()
+        .map(|t| {
+            NewTopic::new(t.as_str(), partitions, TopicReplication::Fixed(replication))
+                .set("max.message.bytes", &max_message_bytes)
+                .set("min.insync.replicas", min_insync)
+        })
+        .collect();
+    let admin: AdminClient<DefaultClientContext> = client_config(config)
+        .create()
+        .map_err(|e| format!("cannot create Kafka admin client: {e}"))?;
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics(new_topics.iter(), &opts)
+        .await
+        .map_err(|e| format!("creating topics failed: {e}"))?;
+    let mut created = Vec::new();
+    let mut errors = Vec::new();
+    for result in results {
+        match result {
+            Ok(name) => created.push(name),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => errors.push(format!("{name}: {code}")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(created)
+    } else {
+        Err(format!("creating topics failed: {}", errors.join(", ")))
+    }
+}
+
+/// What the readiness probe knows about Kafka, refreshed in the background.
+#[derive(Debug, Default)]
+pub struct BrokerHealth {
+    /// Milliseconds since the Unix epoch of the last successful metadata answer; 0 = never.
+    last_ok_ms: AtomicI64,
+    missing_topics: std::sync::Mutex<Vec<String>>,
+}
+
+/// How often the background task asks for metadata; readiness fails after three misses.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+impl BrokerHealth {
+    pub fn record_ok(&self, now_ms: i64, missing: Vec<String>) {
+        self.last_ok_ms.store(now_ms, Ordering::Relaxed);
+        if let Ok(mut m) = self.missing_topics.lock() {
+            *m = missing;
+        }
+    }
+
+    /// `Ok` when Kafka answered recently and every topic exists; else the reason.
+    pub fn check(&self, now_ms: i64) -> Result<(), String> {
+        let last = self.last_ok_ms.load(Ordering::Relaxed);
+        let stale_after = i64::try_from(HEALTH_INTERVAL.as_millis() * 3).unwrap_or(i64::MAX);
+        if last == 0 || now_ms - last > stale_after {
+            return Err("kafka has not answered a metadata request recently".into());
+        }
+        let missing = self
+            .missing_topics
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default();
+        if !missing.is_empty() {
+            return Err(format!("topics missing: {}", missing.join(", ")));
+        }
+        Ok(())
+    }
+}
+
+/// Refreshes `health` every [`HEALTH_INTERVAL`] until the task is aborted.
+pub async fn watch_brokers(
+    publisher: KafkaPublisher,
+    topics: Vec<String>,
+    health: Arc<BrokerHealth>,
+) {
+    let mut tick = tokio::time::interval(HEALTH_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match publisher.metadata(HEALTH_INTERVAL).await {
+            Ok(view) => {
+                let missing = topics
+                    .iter()
+                    .filter(|t| !view.topics.contains(t))
+                    .cloned()
+                    .collect();
+                health.record_ok(crate::telemetry::now_ms(), missing);
+                metrics::gauge!(crate::telemetry::KAFKA_UP).set(1.0);
+            }
+            Err(e) => {
+                metrics::gauge!(crate::telemetry::KAFKA_UP).set(0.0);
+                tracing::warn!(error = %e, "kafka metadata request failed");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn producer_settings_cannot_be_weakened_and_fit_large_bodies() {
+        let env: BTreeMap<String, String> = [
+            ("HOOKBRIDGE_KAFKA_BROKERS", "b:9092"),
+            ("HOOKBRIDGE_SCHEMA_REGISTRY_URL", "http://r"),
+            ("HOOKBRIDGE_SENDBIRD_APP_ID", "A"),
+            ("HOOKBRIDGE_SENDBIRD_API_TOKENS", "t"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let config = Config::from_sources(None, &env).expect("valid");
+        let cc = client_config(&config);
+        assert_eq!(cc.get("enable.idempotence"), Some("true"));
+        assert_eq!(cc.get("acks"), Some("all"));
+        assert_eq!(cc.get("partitioner"), Some("murmur2_random"));
+        assert_eq!(cc.get("compression.type"), Some("lz4"));
+        let max: usize = cc
+            .get("message.max.bytes")
+            .expect("set")
+            .parse()
+            .expect("number");
+        assert!(max > 2 * 2 * 1024 * 1024, "{max}");
+    }
+
+    #[test]
+    fn readiness_needs_a_recent_metadata_answer_and_all_topics() {
+        let h = BrokerHealth::default();
+        assert!(h.check(1_000_000).is_err());
+        h.record_ok(1_000_000, Vec::new());
+        assert!(h.check(1_000_500).is_ok());
+        assert!(h.check(1_000_000 + 16_000).is_err());
+        h.record_ok(2_000_000, vec!["sendbird.user".into()]);
+        assert!(
+            h.check(2_000_000)
+                .expect_err("missing")
+                .contains("sendbird.user")
+        );
+    }
+
+    #[test]
+    fn classifies_errors_for_the_operator() {
+        let e = KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull);
+        assert_eq!(classify(&e), PublishError::QueueFull);
+        let e = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        assert!(matches!(classify(&e), PublishError::Permanent(_)));
+        let e = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        assert!(matches!(classify(&e), PublishError::Retryable(_)));
+    }
+}

@@ -1,1 +1,242 @@
-fn main() {}
+//! `hookbridge`: the command line. Parses arguments, initialises telemetry and calls into the
+//! library.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use hookbridge::config::{Config, RegistryConfig};
+use hookbridge::registry::{Compatibility, RegistryClient};
+use hookbridge::sendbird::Router;
+use hookbridge::startup::Application;
+use hookbridge::telemetry;
+use hookbridge::verify::ApiToken;
+
+#[derive(Parser)]
+#[command(
+    name = "hookbridge",
+    version,
+    about = "Verified Sendbird webhooks into Kafka as Avro"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (configuration from HOOKBRIDGE_CONFIG and HOOKBRIDGE_* variables).
+    Serve,
+    /// Print the x-sendbird-signature a sender holding the token would send for FILE's bytes.
+    Sign {
+        /// Name of the environment variable that holds the API token (never pass it as an argument).
+        #[arg(long, value_name = "VAR")]
+        token_env: String,
+        /// The body to sign; `-` reads standard input.
+        file: PathBuf,
+    },
+    /// Work with the Avro schemas in schemas/.
+    Schemas {
+        #[command(subcommand)]
+        command: SchemasCommand,
+    },
+    /// Probe the readiness endpoint; exit 0 when it answers 200 (for container health checks).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:9090/readyz")]
+        url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemasCommand {
+    /// Ask the registry whether schemas/ is compatible with what is registered; exit 1 if not.
+    Check {
+        #[arg(long, env = "HOOKBRIDGE_SCHEMA_REGISTRY_URL")]
+        registry_url: String,
+        #[arg(long, env = "HOOKBRIDGE_TOPIC_PREFIX", default_value = "sendbird.")]
+        topic_prefix: String,
+        /// Further topics whose `<topic>-value` subject to check (routing overrides).
+        #[arg(long = "topic")]
+        topics: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve => serve(),
+        Command::Sign { token_env, file } => sign(&token_env, &file),
+        Command::Schemas {
+            command:
+                SchemasCommand::Check {
+                    registry_url,
+                    topic_prefix,
+                    topics,
+                },
+        } => runtime().block_on(schemas_check(registry_url, topic_prefix, topics)),
+        Command::Healthcheck { url } => runtime().block_on(healthcheck(url)),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts on any supported platform")
+}
+
+fn serve() -> ExitCode {
+    let config = match Config::load() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hookbridge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init_logging(config.log_format, &config.log_level);
+    let result = runtime().block_on(async {
+        let app = Application::build(config).await?;
+        app.run_until_stopped(shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = format!("{e:#}"), "hookbridge failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn sign(token_env: &str, file: &PathBuf) -> ExitCode {
+    let Ok(raw) = std::env::var(token_env) else {
+        eprintln!("hookbridge sign: environment variable {token_env} is not set");
+        return ExitCode::from(2);
+    };
+    let token = match ApiToken::parse(&raw) {
+        Ok(t) => t,
+        Err(why) => {
+            eprintln!("hookbridge sign: the token in {token_env} {why}");
+            return ExitCode::from(2);
+        }
+    };
+    let body = if file.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin().read_to_end(&mut buf).map(|_| buf)
+    } else {
+        std::fs::read(file)
+    };
+    match body {
+        Ok(body) => {
+            println!("{}", token.sign(&body));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hookbridge sign: cannot read {}: {e}", file.display());
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn schemas_check(registry_url: String, prefix: String, extra: Vec<String>) -> ExitCode {
+    let router = match Router::new(&prefix, Vec::new()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hookbridge schemas check: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut subjects: Vec<String> = router
+        .event_topics()
+        .iter()
+        .map(|t| t.value_subject())
+        .collect();
+    subjects.extend(extra.iter().map(|t| format!("{t}-value")));
+    let client = match RegistryClient::new(&RegistryConfig {
+        url: registry_url.trim_end_matches('/').to_owned(),
+        username: None,
+        password: None,
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hookbridge schemas check: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut incompatible = 0;
+    for subject in &subjects {
+        match client
+            .check_compatibility(subject, hookbridge::avro::EVENT_SCHEMA_JSON)
+            .await
+        {
+            Ok(Compatibility::Compatible) => println!("compatible      {subject}"),
+            Ok(Compatibility::NewSubject) => println!("new subject     {subject}"),
+            Ok(Compatibility::Incompatible(why)) => {
+                incompatible += 1;
+                println!("INCOMPATIBLE    {subject}");
+                for line in why {
+                    println!("    {line}");
+                }
+            }
+            Err(e) => {
+                eprintln!("hookbridge schemas check: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if incompatible > 0 {
+        eprintln!(
+            "{incompatible} subject(s) would reject {}",
+            hookbridge::avro::EVENT_SCHEMA_PATH
+        );
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn healthcheck(url: String) -> ExitCode {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(3))
+        .build()
+    {
+        Ok(c) => c,
+        Err(_) => return ExitCode::FAILURE,
+    };
+    match client.get(&url).send().await {
+        Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+        Ok(r) => {
+            eprintln!("{url}: {}", r.status());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("{url}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,210 @@
-//! registry
+//! A small client for the Confluent Schema Registry API (also served by Apicurio's
+//! `/apis/ccompat/v7`, Karapace and Redpanda). Used at start-up and by `schemas check`, never
+//! on the request path.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::config::RegistryConfig;
+
+const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("schema registry at {url} unreachable: {source}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("schema registry answered {status} for {what}: {body}")]
+    Status {
+        what: String,
+        status: StatusCode,
+        body: String,
+    },
+    #[error("schema registry sent an unexpected answer for {what}: {source}")]
+    Decode {
+        what: String,
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+#[derive(Clone)]
+pub struct RegistryClient {
+    base: String,
+    http: reqwest::Client,
+    auth: Option<(String, String)>,
+}
+
+#[derive(Deserialize)]
+struct IdAnswer {
+    id: u32,
+}
+
+#[derive(Deserialize)]
+struct CompatibilityAnswer {
+    is_compatible: bool,
+    #[serde(default)]
+    messages: Vec<String>,
+}
+
+/// Whether a schema may be registered under a subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compatibility {
+    /// The subject does not exist yet: anything is compatible.
+    NewSubject,
+    Compatible,
+    Incompatible(Vec<String>),
+}
+
+impl RegistryClient {
+    pub fn new(config: &RegistryConfig) -> Result<Self, RegistryError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .connect_timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|source| RegistryError::Unreachable {
+                url: config.url.clone(),
+                source,
+            })?;
+        Ok(RegistryClient {
+            base: config.url.trim_end_matches('/').to_owned(),
+            http,
+            auth: config
+                .username
+                .clone()
+                .zip(config.password.as_ref().map(|p| p.expose().to_owned())),
+        })
+    }
+
+    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let mut rb = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .header(reqwest::header::ACCEPT, CONTENT_TYPE)
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE);
+        if let Some((user, password)) = &self.auth {
+            rb = rb.basic_auth(user, Some(password));
+        }
+        rb
+    }
+
+    async fn send(
+        &self,
+        what: &str,
+        rb: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, RegistryError> {
+        rb.send()
+            .await
+            .map_err(|source| RegistryError::Unreachable {
+                url: self.base.clone(),
+                source,
+            })
+            .inspect(|r| tracing::debug!(what, status = %r.status(), "schema registry answered"))
+    }
+
+    async fn fail(what: &str, response: reqwest::Response) -> RegistryError {
+        let status = response.status();
+        let mut body = response.text().await.unwrap_or_default();
+        body.truncate(500);
+        RegistryError::Status {
+            what: what.to_owned(),
+            status,
+            body,
+        }
+    }
+
+    /// Registers `schema` under `subject` (idempotent: an identical schema keeps its id).
+    pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+        let what = format!("registering {subject}");
+        let rb = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/subjects/{}/versions", encode(subject)),
+            )
+            .json(&json!({"schema": schema, "schemaType": "AVRO"}));
+        let response = self.send(&what, rb).await?;
+        if !response.status().is_success() {
+            return Err(Self::fail(&what, response).await);
+        }
+        let answer: IdAnswer = response
+            .json()
+            .await
+            .map_err(|source| RegistryError::Decode { what, source })?;
+        Ok(answer.id)
+    }
+
+    /// The id `schema` has under `subject`, or `None` if it is not registered there.
+    pub async fn lookup(&self, subject: &str, schema: &str) -> Result<Option<u32>, RegistryError> {
+        let what = format!("looking up {subject}");
+        let rb = self
+            .request(
+                reqwest::Method::POST,
+                &format!("/subjects/{}", encode(subject)),
+            )
+            .json(&json!({"schema": schema, "schemaType": "AVRO"}));
+        let response = self.send(&what, rb).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(Self::fail(&what, response).await);
+        }
+        let answer: IdAnswer = response
+            .json()
+            .await
+            .map_err(|source| RegistryError::Decode { what, source })?;
+        Ok(Some(answer.id))
+    }
+
+    /// Asks whether `schema` is compatible with the latest version under `subject`.
+    pub async fn check_compatibility(
+        &self,
+        subject: &str,
+        schema: &str,
+    ) -> Result<Compatibility, RegistryError> {
+        let what = format!("checking compatibility of {subject}");
+        let rb = self
+            .request(
+                reqwest::Method::POST,
+                &format!(
+                    "/compatibility/subjects/{}/versions/latest?verbose=true",
+                    encode(subject)
+                ),
+            )
+            .json(&json!({"schema": schema, "schemaType": "AVRO"}));
+        let response = self.send(&what, rb).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(Compatibility::NewSubject);
+        }
+        if !response.status().is_success() {
+            return Err(Self::fail(&what, response).await);
+        }
+        let answer: CompatibilityAnswer = response
+            .json()
+            .await
+            .map_err(|source| RegistryError::Decode { what, source })?;
+        Ok(if answer.is_compatible {
+            Compatibility::Compatible
+        } else {
+            Compatibility::Incompatible(answer.messages)
+        })
+    }
+}
+
+/// Subjects are `<topic>-value`; topic names allow only `[A-Za-z0-9._-]`, which need no
+/// escaping in a path, but guard anyway.
+fn encode(subject: &str) -> String {
+    subject
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'_' | b'-' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

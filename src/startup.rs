@@ -1,1 +1,267 @@
-//! startup
+//! The one start-up seam, used by `main` and the tests alike: build the application from a
+//! config and bound listeners (port 0 in tests), expose its addresses, run until a shutdown
+//! future resolves, then drain.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::avro::{EVENT_SCHEMA_JSON, EventEncoder};
+use crate::config::Config;
+use crate::kafka::{self, BrokerHealth, KafkaPublisher, Publisher};
+use crate::registry::RegistryClient;
+use crate::routes::{AdminState, WebhookState, admin_router, webhook_router};
+use crate::sendbird::{Router, TopicName};
+use crate::telemetry;
+
+/// How long start-up waits for Kafka to answer before giving up.
+const KAFKA_STARTUP_WAIT: Duration = Duration::from_secs(30);
+
+pub struct Application {
+    http: TcpListener,
+    admin: TcpListener,
+    webhook: Arc<WebhookState>,
+    admin_state: Arc<AdminState>,
+    publisher: Arc<dyn Publisher>,
+    background: Vec<JoinHandle<()>>,
+    shutdown_timeout: Duration,
+}
+
+/// Resolves the schema id of every event topic's `<topic>-value` subject: registers the schema,
+/// or with auto-registration off looks it up and fails if it is absent.
+pub async fn resolve_schema_ids(
+    config: &Config,
+    topics: &[TopicName],
+) -> anyhow::Result<HashMap<TopicName, u32>> {
+    let registry = RegistryClient::new(&config.registry)?;
+    let mut ids = HashMap::new();
+    for topic in topics {
+        let subject = topic.value_subject();
+        let id = if config.auto_register_schemas {
+            registry
+                .register(&subject, EVENT_SCHEMA_JSON)
+                .await
+                .with_context(|| format!("registering the event schema under {subject}"))?
+        } else {
+            match registry.lookup(&subject, EVENT_SCHEMA_JSON).await? {
+                Some(id) => id,
+                None => bail!(
+                    "schema {} is not registered under {subject} and auto_register_schemas is false",
+                    crate::avro::EVENT_SCHEMA_PATH
+                ),
+            }
+        };
+        tracing::info!(subject, schema_id = id, "schema id resolved");
+        ids.insert(topic.clone(), id);
+    }
+    Ok(ids)
+}
+
+async fn wait_for_kafka(publisher: &KafkaPublisher) -> anyhow::Result<kafka::ClusterView> {
+    let give_up = Instant::now() + KAFKA_STARTUP_WAIT;
+    loop {
+        match publisher.metadata(Duration::from_secs(5)).await {
+            Ok(view) => return Ok(view),
+            Err(e) if Instant::now() < give_up => {
+                tracing::warn!(error = %e, "kafka not answering yet; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => {
+                return Err(e).context(format!(
+                    "kafka at {} did not answer a metadata request within {}s",
+                    "the configured brokers",
+                    KAFKA_STARTUP_WAIT.as_secs()
+                ));
+            }
+        }
+    }
+}
+
+impl Application {
+    /// Binds the configured addresses and builds against the real registry and Kafka.
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let http = TcpListener::bind(config.http_addr)
+            .await
+            .with_context(|| format!("binding http_addr {}", config.http_addr))?;
+        let admin = TcpListener::bind(config.admin_addr)
+            .await
+            .with_context(|| format!("binding admin_addr {}", config.admin_addr))?;
+        Application::build_with_listeners(config, http, admin).await
+    }
+
+    /// Builds against the real registry and Kafka on listeners the caller bound.
+    pub async fn build_with_listeners(
+        config: Config,
+        http: TcpListener,
+        admin: TcpListener,
+    ) -> anyhow::Result<Application> {
+        let started = Instant::now();
+        let router =
+            Router::new(&config.topic_prefix, config.routes.clone()).map_err(anyhow::Error::msg)?;
+        let encoder = EventEncoder::new()?;
+        let event_topics = router.event_topics();
+        let schema_ids = resolve_schema_ids(&config, &event_topics).await?;
+
+        let publisher = KafkaPublisher::new(&config).context("creating the Kafka producer")?;
+        let cluster = wait_for_kafka(&publisher).await?;
+        let mut all_topics = event_topics;
+        all_topics.push(router.dlq_topic().clone());
+        if config.create_topics {
+            let created = kafka::ensure_topics(&config, &cluster, &all_topics)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            if !created.is_empty() {
+                tracing::info!(topics = ?created, "created topics");
+            }
+        }
+        let topic_names: Vec<String> = all_topics.iter().map(|t| t.to_string()).collect();
+        let health = Arc::new(BrokerHealth::default());
+        let view = publisher.metadata(Duration::from_secs(5)).await?;
+        let missing: Vec<String> = topic_names
+            .iter()
+            .filter(|t| !view.topics.contains(t))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            tracing::error!(topics = ?missing, "topics do not exist; create them or set create_topics = true");
+        }
+        health.record_ok(telemetry::now_ms(), missing);
+        let watcher = tokio::spawn(kafka::watch_brokers(
+            publisher.clone(),
+            topic_names,
+            health.clone(),
+        ));
+
+        let mut app = Application::assemble(
+            &config,
+            http,
+            admin,
+            Arc::new(publisher),
+            router,
+            encoder,
+            schema_ids,
+            health,
+        )?;
+        app.background.push(watcher);
+        tracing::info!(
+            http_addr = %app.http_addr(),
+            admin_addr = %app.admin_addr(),
+            brokers = cluster.brokers,
+            startup_ms = started.elapsed().as_millis() as u64,
+            "hookbridge ready"
+        );
+        Ok(app)
+    }
+
+    /// Puts the parts together; tests use it directly with their own [`Publisher`].
+    #[allow(clippy::too_many_arguments)]
+    pub fn assemble(
+        config: &Config,
+        http: TcpListener,
+        admin: TcpListener,
+        publisher: Arc<dyn Publisher>,
+        router: Router,
+        encoder: EventEncoder,
+        schema_ids: HashMap<TopicName, u32>,
+        health: Arc<BrokerHealth>,
+    ) -> anyhow::Result<Application> {
+        telemetry::prometheus();
+        telemetry::spawn_metrics_upkeep();
+        let webhook = WebhookState::new(config, router, encoder, schema_ids, publisher.clone())
+            .map_err(anyhow::Error::msg)?;
+        Ok(Application {
+            http,
+            admin,
+            webhook: Arc::new(webhook),
+            admin_state: Arc::new(AdminState::new(health)),
+            publisher,
+            background: Vec::new(),
+            shutdown_timeout: config.shutdown_timeout,
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
+            .local_addr()
+            .expect("a bound TCP listener has a local address")
+    }
+
+    /// Serves until `shutdown` resolves, then: readiness 503, stop accepting, let in-flight
+    /// requests finish, flush the producer, all within `shutdown_timeout`.
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+        let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
+        let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        };
+        let http_service = webhook_router(self.webhook.clone())
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let mut http_task = tokio::spawn(
+            axum::serve(self.http, http_service)
+                .with_graceful_shutdown(until(http_stopped))
+                .into_future(),
+        );
+        let admin_task = tokio::spawn(
+            axum::serve(self.admin, admin_router(self.admin_state.clone()))
+                .with_graceful_shutdown(until(admin_stopped))
+                .into_future(),
+        );
+
+        let mut http_done = None;
+        tokio::select! {
+            () = shutdown => tracing::info!("shutdown requested; draining"),
+            result = &mut http_task => {
+                tracing::error!(?result, "webhook listener stopped unexpectedly");
+                http_done = Some(result);
+            }
+        }
+        let deadline = Instant::now() + self.shutdown_timeout;
+        // Keep part of the budget for flushing what the drained requests produced.
+        let flush_budget = (self.shutdown_timeout / 3).min(Duration::from_secs(5));
+        self.admin_state.start_draining();
+        let _ = stop_http.send(true);
+        if http_done.is_none() {
+            match tokio::time::timeout_at(deadline - flush_budget, &mut http_task).await {
+                Ok(_) => tracing::info!("in-flight requests finished"),
+                Err(_) => {
+                    tracing::warn!("in-flight requests did not finish in time; closing them");
+                    http_task.abort();
+                }
+            }
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match self.publisher.flush(remaining).await {
+            Ok(()) => tracing::info!("producer flushed"),
+            Err(e) => tracing::warn!(error = %e, "producer flush incomplete"),
+        }
+        let _ = stop_admin.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(1), admin_task).await;
+        for task in self.background {
+            task.abort();
+        }
+        if let Some(result) = http_done {
+            result
+                .context("webhook listener task")?
+                .context("webhook listener")?;
+            bail!("webhook listener stopped unexpectedly");
+        }
+        tracing::info!("hookbridge stopped");
+        Ok(())
+    }
+}

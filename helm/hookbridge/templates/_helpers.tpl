@@ -1,0 +1,143 @@
+{{/* Chart name. */}}
+{{- define "hookbridge.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: release-chart, or the release name when it already contains the chart name. */}}
+{{- define "hookbridge.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "hookbridge.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "hookbridge.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "hookbridge.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "hookbridge.labels" -}}
+helm.sh/chart: {{ include "hookbridge.chart" . }}
+{{ include "hookbridge.selectorLabels" . }}
+app.kubernetes.io/version: {{ (.Values.image.tag | default .Chart.AppVersion) | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: gateway
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- define "hookbridge.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "hookbridge.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "hookbridge.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/* Name of the Secret holding the API tokens. */}}
+{{- define "hookbridge.tokensSecretName" -}}
+{{- if .Values.sendbird.existingSecret }}
+{{- .Values.sendbird.existingSecret }}
+{{- else }}
+{{- printf "%s-api-tokens" (include "hookbridge.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/* True (non-empty) when the chart creates the tokens Secret. */}}
+{{- define "hookbridge.createTokensSecret" -}}
+{{- if and (not .Values.sendbird.existingSecret) .Values.sendbird.apps }}true{{ end }}
+{{- end }}
+
+{{/* Where secret files are mounted. */}}
+{{- define "hookbridge.secretsDir" -}}/var/run/secrets/hookbridge{{- end }}
+
+{{/* Whole seconds of a duration such as 500ms, 15s or 2m (rounded up). */}}
+{{- define "hookbridge.durationSeconds" -}}
+{{- $d := toString . }}
+{{- if not (regexMatch "^[0-9]+(ms|s|m)$" $d) }}
+{{- fail (printf "duration %q: use a whole number followed by ms, s or m" $d) }}
+{{- end }}
+{{- $n := regexFind "^[0-9]+" $d | int }}
+{{- if hasSuffix "ms" $d }}{{ div (add $n 999) 1000 }}
+{{- else if hasSuffix "m" $d }}{{ mul $n 60 }}
+{{- else }}{{ $n }}
+{{- end }}
+{{- end }}
+
+{{/* Milliseconds of a duration such as 500ms, 15s or 2m. */}}
+{{- define "hookbridge.durationMillis" -}}
+{{- $d := toString . }}
+{{- $n := regexFind "^[0-9]+" $d | int }}
+{{- if hasSuffix "ms" $d }}{{ $n }}
+{{- else if hasSuffix "m" $d }}{{ mul $n 60000 }}
+{{- else }}{{ mul $n 1000 }}
+{{- end }}
+{{- end }}
+
+{{/*
+Checks across values that the schema cannot express; fails the render with a clear message.
+*/}}
+{{- define "hookbridge.validate" -}}
+{{- $v := .Values }}
+{{- $shutdown := include "hookbridge.durationSeconds" $v.config.shutdownTimeout | int }}
+{{- $preStop := int $v.lifecycle.preStopSleepSeconds }}
+{{- if le (int $v.terminationGracePeriodSeconds) (add $shutdown $preStop) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than lifecycle.preStopSleepSeconds (%d) + config.shutdownTimeout (%ds), or Kubernetes kills the pod while it drains" (int $v.terminationGracePeriodSeconds) $preStop $shutdown) }}
+{{- end }}
+{{- $publish := include "hookbridge.durationMillis" $v.config.publishTimeout | int }}
+{{- if ge $publish 5000 }}
+{{- fail (printf "config.publishTimeout (%s) must stay below Sendbird's 5 s webhook timeout" $v.config.publishTimeout) }}
+{{- end }}
+{{- $secretNames := list "sasl.password" "ssl.key.password" "ssl.keystore.password" "ssl.key.pem" "ssl_key" "ssl.truststore.password" "sasl.oauthbearer.client.secret" "sasl.oauthbearer.config" }}
+{{- range $k, $_ := $v.kafka.properties }}
+{{- if has $k $secretNames }}
+{{- fail (printf "kafka.properties.%s is a secret: use kafka.secretProperties (a Secret reference) instead, so it never lands in the ConfigMap" $k) }}
+{{- end }}
+{{- end }}
+{{- $seen := dict }}
+{{- range concat $v.kafka.secretProperties $v.kafka.secretFiles }}
+{{- if or (hasKey $v.kafka.properties .property) (hasKey $seen .property) }}
+{{- fail (printf "kafka property %s is set more than once (kafka.properties, kafka.secretProperties, kafka.secretFiles)" .property) }}
+{{- end }}
+{{- $_ := set $seen .property true }}
+{{- end }}
+{{- $apps := dict }}
+{{- range $i, $app := $v.sendbird.apps }}
+{{- if hasKey $apps $app.appId }}
+{{- fail (printf "sendbird.apps: app id %s is listed twice" $app.appId) }}
+{{- end }}
+{{- $_ := set $apps $app.appId true }}
+{{- if $v.sendbird.existingSecret }}
+{{- if $app.apiTokens }}
+{{- fail (printf "sendbird.apps[%d].apiTokens is set but sendbird.existingSecret is used: keep the tokens in the Secret only" $i) }}
+{{- end }}
+{{- else if not $app.apiTokens }}
+{{- fail (printf "sendbird.apps[%d] (%s) has no apiTokens: set sendbird.existingSecret (a Secret with one key per app id) or the app's apiTokens" $i $app.appId) }}
+{{- end }}
+{{- end }}
+{{- if and $v.podDisruptionBudget.enabled (not (kindIs "invalid" $v.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" $v.podDisruptionBudget.maxUnavailable)) }}
+{{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both (set the other to null)" }}
+{{- end }}
+{{- if and $v.networkPolicy.enabled (not $v.networkPolicy.webhookFrom) }}
+{{- fail "networkPolicy.webhookFrom must list at least one source (e.g. the ingress controller's namespace, or an ipBlock)" }}
+{{- end }}
+{{- end }}

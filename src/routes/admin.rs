@@ -1,0 +1,70 @@
+//! The admin listener: `/livez`, `/readyz`, `/metrics`. Kept apart from the webhook port so it
+//! can stay private to the cluster.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde_json::json;
+
+use crate::kafka::BrokerHealth;
+use crate::telemetry;
+
+#[derive(Default)]
+pub struct AdminState {
+    pub broker: Arc<BrokerHealth>,
+    /// Set when shutdown begins: readiness fails so the load balancer stops sending traffic.
+    pub draining: AtomicBool,
+}
+
+impl AdminState {
+    pub fn new(broker: Arc<BrokerHealth>) -> Self {
+        AdminState {
+            broker,
+            draining: AtomicBool::new(false),
+        }
+    }
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+}
+
+pub fn admin_router(state: Arc<AdminState>) -> Router {
+    Router::new()
+        .route("/livez", get(livez))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn livez() -> impl IntoResponse {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
+    // Schema ids are resolved before the listener starts, so only Kafka and draining can fail.
+    let verdict = if state.draining.load(Ordering::SeqCst) {
+        Err("draining".to_owned())
+    } else {
+        state.broker.check(telemetry::now_ms())
+    };
+    match verdict {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "not ready", "reason": reason})),
+        ),
+    }
+}
+
+async fn metrics() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        telemetry::prometheus().render(),
+    )
+}
