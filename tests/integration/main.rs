@@ -1,0 +1,8 @@
+//! Integration suite against a real Kafka broker and a real schema registry. See `support.rs`
+//! for where those come from; nothing here is mocked.
+
+mod delivery;
+mod outage;
+mod rejection;
+mod shutdown;
+mod support;

@@ -1,0 +1,113 @@
+//! Kafka down: the gateway must answer 503, never 200, and recover when the broker returns.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use rdkafka::message::Message;
+use sha2::{Digest, Sha256};
+
+use crate::support::*;
+
+async fn readyz(app: &TestApp) -> u16 {
+    app.client
+        .get(format!("http://{}/readyz", app.admin))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+fn event(i: usize) -> Vec<u8> {
+    format!(
+        r#"{{"category":"group_channel:message_send","app_id":"{APP_ID}","channel":{{"channel_url":"outage_{i}"}},"payload":{{"message_id":{i},"message":"during outage"}}}}"#
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_stopped_broker_makes_the_gateway_answer_503_never_200() {
+    // Exclusive: no other test runs while the broker is down.
+    let _exclusive = BROKER_LOCK.write().await;
+    let stack = stack().await;
+    let prefix = unique_prefix("outage");
+    let mut env = base_env(&prefix).await;
+    env.insert("HOOKBRIDGE_PUBLISH_TIMEOUT".into(), "2s".into());
+    let app = spawn_app_with(&prefix, env, None).await;
+
+    let mut accepted = BTreeSet::new();
+    let before = event(0);
+    assert_eq!(app.post_signed(&before).await.status(), 200);
+    accepted.insert(hex::encode(Sha256::digest(&before)));
+
+    stack.stop_broker().await;
+    // Observe first, assert after restarting the broker, so a failure never leaves it stopped.
+    let mut during = Vec::new();
+    for i in 1..=4 {
+        let body = event(i);
+        let started = std::time::Instant::now();
+        let response = app.post_signed(&body).await;
+        let retry_after = response.headers().get("retry-after").cloned();
+        during.push((response.status().as_u16(), retry_after, started.elapsed()));
+        if response.status() == 200 {
+            accepted.insert(hex::encode(Sha256::digest(&body)));
+        }
+    }
+    let mut ready_during = 200;
+    for _ in 0..40 {
+        ready_during = readyz(&app).await;
+        if ready_during == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    stack.start_broker().await;
+
+    for (status, retry_after, took) in &during {
+        assert_eq!(
+            *status, 503,
+            "answered {status} while the broker was stopped"
+        );
+        assert!(retry_after.is_some(), "503 carries Retry-After");
+        assert!(
+            *took < Duration::from_secs(4),
+            "answered within the deadline, took {took:?}"
+        );
+    }
+    assert_eq!(ready_during, 503, "readiness reports the broker outage");
+
+    // The gateway recovers by itself once the broker is back.
+    let mut recovered = None;
+    for i in 100..160 {
+        let body = event(i);
+        let status = app.post_signed(&body).await.status();
+        if status == 200 {
+            accepted.insert(hex::encode(Sha256::digest(&body)));
+            recovered = Some(i);
+            break;
+        }
+        assert_eq!(status, 503);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(
+        recovered.is_some(),
+        "gateway accepted again after the broker returned"
+    );
+
+    // Everything answered 200 is in Kafka (503'd events may also be there: at-least-once).
+    let records = consume_for(&[app.topic("group_channel")], Duration::from_secs(15)).await;
+    let stored: BTreeSet<String> = records
+        .iter()
+        .filter_map(|m| header(m, "hookbridge-event-id"))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect();
+    assert!(
+        accepted.is_subset(&stored),
+        "answered 200 but missing from Kafka: {:?}",
+        accepted.difference(&stored).collect::<Vec<_>>()
+    );
+    assert!(
+        records
+            .iter()
+            .all(|m| m.topic() == app.topic("group_channel"))
+    );
+}

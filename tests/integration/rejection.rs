@@ -1,0 +1,210 @@
+//! What never reaches Kafka, and what reaches only the dead-letter topic.
+
+use std::time::Duration;
+
+use rdkafka::message::Message;
+
+use crate::support::*;
+
+fn all_topics(app: &TestApp) -> Vec<String> {
+    [
+        "group_channel",
+        "open_channel",
+        "user",
+        "moderation",
+        "announcement",
+        "notification",
+        "other",
+        "dlq",
+    ]
+    .iter()
+    .map(|f| app.topic(f))
+    .collect()
+}
+
+#[tokio::test]
+async fn forged_requests_reach_no_topic() {
+    let _shared = BROKER_LOCK.read().await;
+    let app = spawn_app("forged").await;
+    let body = fixture("group_channel__message_send");
+    let good = sign(&body);
+
+    let other_token = hookbridge::verify::ApiToken::parse("someone-elses-token")
+        .expect("valid")
+        .sign(&body);
+    let mut flipped = body.clone();
+    flipped[10] ^= 0x01;
+    let poison = b"this is not json".to_vec();
+    let cases: Vec<(&str, Vec<u8>, Option<String>)> = vec![
+        ("no signature", body.clone(), None),
+        ("other token", body.clone(), Some(other_token)),
+        (
+            "truncated signature",
+            body.clone(),
+            Some(good[..63].to_owned()),
+        ),
+        ("not hex", body.clone(), Some("g".repeat(64))),
+        ("flipped body byte", flipped, Some(good.clone())),
+        ("poison with a wrong signature", poison, Some(good.clone())),
+    ];
+    for (what, body, sig) in &cases {
+        let response = app.post_with_signature(body, sig.as_deref()).await;
+        assert_eq!(response.status(), 401, "{what}");
+        let text = response.text().await.expect("body");
+        assert_eq!(text, r#"{"error":"unauthorized"}"#, "{what}: generic body");
+    }
+    // x-signature is read only when x-sendbird-signature is absent.
+    let response = app
+        .client
+        .post(app.url("/webhooks/sendbird"))
+        .header("x-sendbird-signature", "0".repeat(64))
+        .header("x-signature", &good)
+        .body(body.clone())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 401);
+
+    // One authentic marker, so "nothing arrived" is not just "nothing was read yet".
+    let marker = fixture("user__block");
+    assert_eq!(app.post_signed(&marker).await.status(), 200);
+    let seen = consume_for(&all_topics(&app), Duration::from_secs(8)).await;
+    assert_eq!(seen.len(), 1, "only the authentic marker reached Kafka");
+    assert_eq!(seen[0].topic(), app.topic("user"));
+
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains("hookbridge_signature_failures_total{reason=\"mismatch\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("outcome=\"unauthorized\""), "{metrics}");
+}
+
+#[tokio::test]
+async fn the_fallback_signature_header_is_accepted_when_the_documented_one_is_absent() {
+    let _shared = BROKER_LOCK.read().await;
+    let app = spawn_app("fallback").await;
+    let body = fixture("user__unblock");
+    let response = app
+        .client
+        .post(app.url("/webhooks/sendbird"))
+        .header("x-signature", sign(&body))
+        .body(body.clone())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn poison_bodies_go_to_the_dead_letter_topic_byte_for_byte() {
+    let _shared = BROKER_LOCK.read().await;
+    let app = spawn_app("poison").await;
+    let cases: Vec<(&[u8], &str)> = vec![
+        (b"\xff\xfe not utf-8 \x80", "not_utf8"),
+        (b"{\"category\": \"group_channel:join\"", "not_json"),
+        (b"[\"an\", \"array\"]", "not_object"),
+        (
+            b"{\"app_id\": \"A1B2C3D4-0000-4000-8000-000000000001\"}",
+            "no_category",
+        ),
+    ];
+    for (body, _) in &cases {
+        let response = app.post_signed(body).await;
+        assert_eq!(response.status(), 200);
+        let answer: serde_json::Value = response.json().await.expect("JSON");
+        assert_eq!(answer["status"], "dead_lettered");
+    }
+    let records = consume(&[app.topic("dlq")], cases.len(), Duration::from_secs(30)).await;
+    assert_eq!(records.len(), cases.len());
+    for (body, reason) in &cases {
+        let m = records
+            .iter()
+            .find(|m| m.payload() == Some(*body))
+            .unwrap_or_else(|| panic!("{reason}: body not found byte for byte"));
+        assert_eq!(header(m, "hookbridge-dlq-reason"), Some(reason.as_bytes()));
+        assert!(header(m, "hookbridge-event-id").is_some());
+        assert_eq!(m.key(), None);
+    }
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors_and_write_nothing() {
+    let _shared = BROKER_LOCK.read().await;
+    let prefix = unique_prefix("badreq");
+    let mut env = base_env(&prefix).await;
+    env.insert("HOOKBRIDGE_MAX_BODY_BYTES".into(), "4096".into());
+    let app = spawn_app_with(&prefix, env, None).await;
+
+    // Another app id in the body than the route's.
+    let body = br#"{"category":"group_channel:join","app_id":"SOMEONE-ELSE","channel":{"channel_url":"c"}}"#;
+    let response = app.post_signed(body).await;
+    assert_eq!(response.status(), 400);
+
+    // Unknown app id in the route.
+    let response = app
+        .client
+        .post(app.url("/webhooks/sendbird/NO-SUCH-APP"))
+        .header("x-sendbird-signature", sign(body))
+        .body(body.to_vec())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 404);
+
+    // The app's own route works as well as the single-app route.
+    let ok = fixture("group_channel__join");
+    let response = app
+        .client
+        .post(app.url(&format!("/webhooks/sendbird/{APP_ID}")))
+        .header("x-sendbird-signature", sign(&ok))
+        .body(ok.clone())
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+
+    // Wrong method.
+    let response = app
+        .client
+        .get(app.url("/webhooks/sendbird"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 405);
+
+    // Over the limit, declared and streamed.
+    let big = vec![b'x'; 5000];
+    let response = app.post_signed(&big).await;
+    assert_eq!(response.status(), 413);
+    let stream = futures_util_stream(big.clone());
+    let response = app
+        .client
+        .post(app.url("/webhooks/sendbird"))
+        .header("x-sendbird-signature", sign(&big))
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 413);
+
+    let seen = consume_for(&all_topics(&app), Duration::from_secs(6)).await;
+    assert_eq!(seen.len(), 1, "only the one good event was written");
+
+    let metrics = app.metrics().await;
+    for outcome in ["rejected", "too_large", "accepted"] {
+        assert!(
+            metrics.contains(&format!("outcome=\"{outcome}\"")),
+            "{outcome}: {metrics}"
+        );
+    }
+}
+
+/// A chunked body without content-length, so the limit must be enforced while reading.
+fn futures_util_stream(
+    body: Vec<u8>,
+) -> impl futures_core::Stream<Item = Result<Vec<u8>, std::io::Error>> + Send + 'static {
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(1000).map(|c| Ok(c.to_vec())).collect();
+    tokio_stream::iter(chunks)
+}

@@ -1,0 +1,518 @@
+//! Test support: the real Kafka and registry (from the environment, else testcontainers, else a
+//! clear failure), `spawn_app()` on port 0, a consumer, a registry-backed Avro decoder and
+//! Java's murmur2 partitioner.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use apache_avro::Schema;
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::types::Value;
+use hookbridge::avro::split_frame;
+use hookbridge::config::Config;
+use hookbridge::startup::Application;
+use hookbridge::verify::ApiToken;
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use testcontainers::core::{ContainerPort, WaitFor};
+use testcontainers::runners::AsyncRunner;
+use testcontainers::{ContainerAsync, GenericImage, ImageExt};
+use tokio::net::TcpListener;
+use tokio::sync::{OnceCell, RwLock};
+
+pub const APP_ID: &str = "A1B2C3D4-0000-4000-8000-000000000001";
+pub const TOKEN: &str = "integration-master-token";
+
+/// Tests that need the broker as it is hold this for reading; the outage test, which stops the
+/// broker, holds it for writing so it never disturbs the others.
+pub static BROKER_LOCK: RwLock<()> = RwLock::const_new(());
+
+/// How the outage test stops and starts the broker.
+pub enum BrokerControl {
+    /// This repository's `scripts/stack.sh` (the stack `make stack-up` started).
+    LocalStack(PathBuf),
+    /// A Docker container started by these tests (paused and resumed).
+    Container,
+    /// Brokers given by the environment that these tests do not manage.
+    None,
+}
+
+pub struct Stack {
+    pub bootstrap: String,
+    pub registry_url: String,
+    pub control: BrokerControl,
+    kafka_container: Option<ContainerAsync<GenericImage>>,
+    _registry_container: Option<ContainerAsync<GenericImage>>,
+}
+
+impl Stack {
+    pub async fn stop_broker(&self) {
+        match &self.control {
+            BrokerControl::LocalStack(script) => run_script(script, "kafka-stop"),
+            BrokerControl::Container => self
+                .kafka_container
+                .as_ref()
+                .expect("container mode has a Kafka container")
+                .pause()
+                .await
+                .expect("pause the Kafka container"),
+            BrokerControl::None => panic!(
+                "this test stops the broker, which it can only do for the local stack \
+                 (`make stack-up`, then run with KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092) or for \
+                 testcontainers; brokers given by KAFKA_BOOTSTRAP_SERVERS elsewhere are not managed here"
+            ),
+        }
+    }
+
+    pub async fn start_broker(&self) {
+        match &self.control {
+            BrokerControl::LocalStack(script) => run_script(script, "kafka-start"),
+            BrokerControl::Container => self
+                .kafka_container
+                .as_ref()
+                .expect("container mode has a Kafka container")
+                .unpause()
+                .await
+                .expect("unpause the Kafka container"),
+            BrokerControl::None => unreachable!("stop_broker refused first"),
+        }
+    }
+}
+
+fn run_script(script: &PathBuf, verb: &str) {
+    let status = Command::new("bash")
+        .arg(script)
+        .arg(verb)
+        .status()
+        .unwrap_or_else(|e| panic!("running {} {verb}: {e}", script.display()));
+    assert!(status.success(), "{} {verb} failed", script.display());
+}
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn docker_available() -> bool {
+    Command::new("docker")
+        .arg("info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// The stack, started once per test process.
+pub async fn stack() -> &'static Stack {
+    static STACK: OnceCell<Stack> = OnceCell::const_new();
+    STACK.get_or_init(init_stack).await
+}
+
+async fn init_stack() -> Stack {
+    let from_env = (
+        std::env::var("KAFKA_BOOTSTRAP_SERVERS").ok(),
+        std::env::var("SCHEMA_REGISTRY_URL").ok(),
+    );
+    if let (Some(bootstrap), Some(registry_url)) = from_env {
+        let script = repo_root().join("scripts/stack.sh");
+        let local = bootstrap == "127.0.0.1:9092" && repo_root().join(".stack/kafka.pid").exists();
+        return Stack {
+            bootstrap,
+            registry_url,
+            control: if local {
+                BrokerControl::LocalStack(script)
+            } else {
+                BrokerControl::None
+            },
+            kafka_container: None,
+            _registry_container: None,
+        };
+    }
+    if docker_available() {
+        return start_containers().await;
+    }
+    panic!(
+        "integration tests need a real Kafka broker and schema registry, and found neither \
+         KAFKA_BOOTSTRAP_SERVERS + SCHEMA_REGISTRY_URL nor a Docker daemon.\n\
+         Start the local stack and point the tests at it:\n\
+         \n    make stack-up\n    KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 \
+         SCHEMA_REGISTRY_URL=http://127.0.0.1:8081/apis/ccompat/v7 cargo test\n\
+         \n(or simply `make test`, which does both)"
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+async fn start_containers() -> Stack {
+    // Kafka advertises the address clients must use, so the host port is chosen up front.
+    let kafka_port = free_port();
+    let kafka = GenericImage::new("apache/kafka", "4.1.1")
+        .with_wait_for(WaitFor::message_on_stdout("Kafka Server started"))
+        .with_exposed_port(ContainerPort::Tcp(9092))
+        .with_mapped_port(kafka_port, ContainerPort::Tcp(9092))
+        .with_env_var("KAFKA_NODE_ID", "1")
+        .with_env_var("KAFKA_PROCESS_ROLES", "broker,controller")
+        .with_env_var(
+            "KAFKA_LISTENERS",
+            "PLAINTEXT://0.0.0.0:9092,CONTROLLER://0.0.0.0:9093",
+        )
+        .with_env_var(
+            "KAFKA_ADVERTISED_LISTENERS",
+            format!("PLAINTEXT://127.0.0.1:{kafka_port}"),
+        )
+        .with_env_var("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER")
+        .with_env_var(
+            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+            "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        )
+        .with_env_var("KAFKA_CONTROLLER_QUORUM_VOTERS", "1@localhost:9093")
+        .with_env_var("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1")
+        .with_env_var("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
+        .with_env_var("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
+        .with_env_var("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+        .with_startup_timeout(Duration::from_secs(180))
+        .start()
+        .await
+        .expect("start the apache/kafka container");
+    let registry = GenericImage::new("apicurio/apicurio-registry", "3.0.9")
+        .with_wait_for(WaitFor::message_on_stdout("Installed features"))
+        .with_exposed_port(ContainerPort::Tcp(8080))
+        .with_env_var("APICURIO_STORAGE_KIND", "sql")
+        .with_env_var("APICURIO_STORAGE_SQL_KIND", "h2")
+        .with_startup_timeout(Duration::from_secs(180))
+        .start()
+        .await
+        .expect("start the apicurio-registry container");
+    let registry_port = registry
+        .get_host_port_ipv4(8080)
+        .await
+        .expect("registry port");
+    Stack {
+        bootstrap: format!("127.0.0.1:{kafka_port}"),
+        registry_url: format!("http://127.0.0.1:{registry_port}/apis/ccompat/v7"),
+        control: BrokerControl::Container,
+        kafka_container: Some(kafka),
+        _registry_container: Some(registry),
+    }
+}
+
+/// A unique topic prefix per test, so tests never see each other's records.
+pub fn unique_prefix(test: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("it-{test}-{:x}{n}.", nanos % 0xffff_ffff)
+}
+
+/// Base settings for a test gateway, as environment variables would give them.
+pub async fn base_env(prefix: &str) -> BTreeMap<String, String> {
+    let s = stack().await;
+    [
+        ("HOOKBRIDGE_KAFKA_BROKERS", s.bootstrap.as_str()),
+        ("HOOKBRIDGE_SCHEMA_REGISTRY_URL", s.registry_url.as_str()),
+        ("HOOKBRIDGE_SENDBIRD_APP_ID", APP_ID),
+        ("HOOKBRIDGE_SENDBIRD_API_TOKENS", TOKEN),
+        ("HOOKBRIDGE_TOPIC_PREFIX", prefix),
+        ("HOOKBRIDGE_TOPIC_PARTITIONS", "6"),
+        ("HOOKBRIDGE_HTTP_ADDR", "127.0.0.1:0"),
+        ("HOOKBRIDGE_ADMIN_ADDR", "127.0.0.1:0"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+pub struct TestApp {
+    pub http: SocketAddr,
+    pub admin: SocketAddr,
+    pub prefix: String,
+    pub client: reqwest::Client,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub fn topic(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.http)
+    }
+
+    /// POSTs `body` signed with the test token to the single-app route.
+    pub async fn post_signed(&self, body: &[u8]) -> reqwest::Response {
+        self.post_with_signature(body, Some(&sign(body))).await
+    }
+
+    pub async fn post_with_signature(
+        &self,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> reqwest::Response {
+        let mut rb = self
+            .client
+            .post(self.url("/webhooks/sendbird"))
+            .header("content-type", "application/json")
+            .header("user-agent", "SendBird")
+            .body(body.to_vec());
+        if let Some(sig) = signature {
+            rb = rb.header("x-sendbird-signature", sig);
+        }
+        rb.send().await.expect("request reaches the gateway")
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.client
+            .get(format!("http://{}/metrics", self.admin))
+            .send()
+            .await
+            .expect("admin answers")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    /// Stops the gateway the way SIGTERM does and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("gateway task")
+                .expect("gateway stops cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn sign(body: &[u8]) -> String {
+    ApiToken::parse(TOKEN).expect("valid token").sign(body)
+}
+
+/// Starts a gateway on port 0 against the real stack with the default settings.
+pub async fn spawn_app(test: &str) -> TestApp {
+    let prefix = unique_prefix(test);
+    let env = base_env(&prefix).await;
+    spawn_app_with(&prefix, env, None).await
+}
+
+/// Starts a gateway with these settings and, optionally, a TOML config file's text.
+pub async fn spawn_app_with(
+    prefix: &str,
+    env: BTreeMap<String, String>,
+    toml: Option<&str>,
+) -> TestApp {
+    let file = toml.map(|text| {
+        let f = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(f.path(), text).expect("write config");
+        f
+    });
+    let config = Config::from_sources(file.as_ref().map(|f| f.path()), &env).expect("valid config");
+    let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
+    let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
+    let app = Application::build_with_listeners(config, http, admin)
+        .await
+        .expect("gateway starts against the real stack");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let http_addr = app.http_addr();
+    let admin_addr = app.admin_addr();
+    let task = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        http: http_addr,
+        admin: admin_addr,
+        prefix: prefix.to_owned(),
+        client: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .expect("http client"),
+        shutdown: Some(tx),
+        task: Some(task),
+    }
+}
+
+/// Reads every record of `topics` from the beginning until `expected` arrived or `timeout`
+/// passed (then returns what it has, so the caller's assertion explains the difference).
+pub async fn consume(topics: &[String], expected: usize, timeout: Duration) -> Vec<OwnedMessage> {
+    let s = stack().await;
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &s.bootstrap)
+        .set("group.id", unique_prefix("group"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .create()
+        .expect("consumer");
+    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&refs).expect("subscribe");
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    while out.len() < expected {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(m)) => out.push(m.detach()),
+            Ok(Err(e)) => panic!("consumer error: {e}"),
+            Err(_) => break,
+        }
+    }
+    out
+}
+
+/// Consumes for `quiet` and returns everything seen (for "nothing arrived" assertions).
+pub async fn consume_for(topics: &[String], quiet: Duration) -> Vec<OwnedMessage> {
+    consume(topics, usize::MAX, quiet).await
+}
+
+pub fn header<'a>(m: &'a OwnedMessage, name: &str) -> Option<&'a [u8]> {
+    m.headers()?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+}
+
+/// Decodes a Confluent-framed value with the writer schema fetched from the registry by id,
+/// as a consumer with the stock deserializers would.
+pub async fn decode(value: &[u8]) -> BTreeMap<String, Value> {
+    static SCHEMAS: OnceLock<std::sync::Mutex<BTreeMap<u32, &'static Schema>>> = OnceLock::new();
+    let (id, mut datum) = split_frame(value).expect("Confluent wire format");
+    let cached = SCHEMAS
+        .get_or_init(Default::default)
+        .lock()
+        .expect("lock")
+        .get(&id)
+        .copied();
+    let schema = match cached {
+        Some(s) => s,
+        None => {
+            let url = format!("{}/schemas/ids/{id}", stack().await.registry_url);
+            let answer: serde_json::Value = reqwest::get(&url)
+                .await
+                .expect("registry answers")
+                .json()
+                .await
+                .expect("registry JSON");
+            let text = answer["schema"].as_str().expect("schema text");
+            let schema: &'static Schema = Box::leak(Box::new(
+                Schema::parse_str(text).expect("registered schema parses"),
+            ));
+            SCHEMAS
+                .get_or_init(Default::default)
+                .lock()
+                .expect("lock")
+                .insert(id, schema);
+            schema
+        }
+    };
+    let value = GenericDatumReader::builder(schema)
+        .build()
+        .expect("reader")
+        .read_value(&mut datum)
+        .expect("datum decodes with the registered schema");
+    assert!(datum.is_empty(), "trailing bytes after the datum");
+    let Value::Record(fields) = value else {
+        panic!("top level is not a record")
+    };
+    fields.into_iter().collect()
+}
+
+/// A union's value, or the value itself.
+pub fn unwrap_union(v: &Value) -> &Value {
+    match v {
+        Value::Union(_, inner) => inner,
+        other => other,
+    }
+}
+
+pub fn string_field(record: &BTreeMap<String, Value>, name: &str) -> Option<String> {
+    match unwrap_union(record.get(name)?) {
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// Java's `Utils.murmur2`, as the Java producer's default partitioner uses it.
+pub fn murmur2(data: &[u8]) -> i32 {
+    let seed: u32 = 0x9747_b28c;
+    let m: u32 = 0x5bd1_e995;
+    let r = 24;
+    let length = data.len();
+    let mut h: u32 = seed ^ (length as u32);
+    let chunks = length / 4;
+    for i in 0..chunks {
+        let i4 = i * 4;
+        let mut k = u32::from(data[i4])
+            | (u32::from(data[i4 + 1]) << 8)
+            | (u32::from(data[i4 + 2]) << 16)
+            | (u32::from(data[i4 + 3]) << 24);
+        k = k.wrapping_mul(m);
+        k ^= k >> r;
+        k = k.wrapping_mul(m);
+        h = h.wrapping_mul(m);
+        h ^= k;
+    }
+    let tail = &data[chunks * 4..];
+    if tail.len() >= 3 {
+        h ^= u32::from(tail[2]) << 16;
+    }
+    if tail.len() >= 2 {
+        h ^= u32::from(tail[1]) << 8;
+    }
+    if !tail.is_empty() {
+        h ^= u32::from(tail[0]);
+        h = h.wrapping_mul(m);
+    }
+    h ^= h >> 13;
+    h = h.wrapping_mul(m);
+    h ^= h >> 15;
+    h as i32
+}
+
+/// The partition Java's default partitioner picks for `key`.
+pub fn java_partition(key: &[u8], partitions: i32) -> i32 {
+    (murmur2(key) & 0x7fff_ffff) % partitions
+}
+
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = repo_root()
+        .join("tests/fixtures/sendbird")
+        .join(format!("{name}.json"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Every fixture, as (category, body).
+pub fn all_fixtures() -> Vec<(String, Vec<u8>)> {
+    let dir = repo_root().join("tests/fixtures/sendbird");
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(&dir)
+        .expect("fixture dir")
+        .filter_map(|e| {
+            let path = e.ok()?.path();
+            (path.extension()? == "json").then(|| {
+                let category = path.file_stem()?.to_str()?.replace("__", ":");
+                Some((category, std::fs::read(&path).ok()?))
+            })?
+        })
+        .collect();
+    out.sort();
+    out
+}
