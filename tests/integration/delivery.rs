@@ -221,7 +221,7 @@ async fn routing_overrides_send_categories_to_the_configured_topic() {
     assert_eq!(app.post_signed(&body).await.status(), 200);
     let join = fixture("group_channel__join");
     assert_eq!(app.post_signed(&join).await.status(), 200);
-    let moved = consume(&[target.clone()], 1, Duration::from_secs(30)).await;
+    let moved = consume(std::slice::from_ref(&target), 1, Duration::from_secs(30)).await;
     assert_eq!(moved.len(), 1);
     assert_eq!(moved[0].payload().map(|p| p.len() > 5), Some(true));
     let record = decode(moved[0].payload().expect("value")).await;
