@@ -168,6 +168,20 @@ impl RegistryClient {
         subject: &str,
         schema: &str,
     ) -> Result<Compatibility, RegistryError> {
+        // Registries differ on unknown subjects (Confluent: 404, Apicurio: compatible), so ask
+        // whether the subject exists first.
+        let what = format!("listing versions of {subject}");
+        let rb = self.request(
+            reqwest::Method::GET,
+            &format!("/subjects/{}/versions", encode(subject)),
+        );
+        let response = self.send(&what, rb).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(Compatibility::NewSubject);
+        }
+        if !response.status().is_success() {
+            return Err(Self::fail(&what, response).await);
+        }
         let what = format!("checking compatibility of {subject}");
         let rb = self
             .request(

@@ -208,3 +208,102 @@ fn futures_util_stream(
         body.chunks(1000).map(|c| Ok(c.to_vec())).collect();
     tokio_stream::iter(chunks)
 }
+
+#[tokio::test]
+async fn start_up_fails_when_auto_registration_is_off_and_the_schema_is_absent() {
+    let _shared = BROKER_LOCK.read().await;
+    let prefix = unique_prefix("noschema");
+    let mut env = base_env(&prefix).await;
+    env.insert("HOOKBRIDGE_AUTO_REGISTER_SCHEMAS".into(), "false".into());
+    let config = hookbridge::config::Config::from_sources(None, &env).expect("valid");
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let admin = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let err =
+        match hookbridge::startup::Application::build_with_listeners(config, http, admin).await {
+            Ok(_) => panic!("start-up must fail without registered schemas"),
+            Err(e) => format!("{e:#}"),
+        };
+    assert!(err.contains("is not registered"), "{err}");
+    assert!(err.contains(prefix.as_str()), "{err}");
+}
+
+#[tokio::test]
+async fn schemas_check_reports_new_compatible_and_incompatible_subjects() {
+    let _shared = BROKER_LOCK.read().await;
+    let stack = stack().await;
+    let prefix = unique_prefix("schemacheck");
+    let check = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hookbridge"))
+            .args([
+                "schemas",
+                "check",
+                "--registry-url",
+                &stack.registry_url,
+                "--topic-prefix",
+                &prefix,
+            ])
+            .output()
+            .expect("run schemas check")
+    };
+    let out = check();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("new subject"));
+
+    // Registered by a gateway start: compatible with itself.
+    let app = spawn_app_with(&prefix, base_env(&prefix).await, None).await;
+    app.stop().await;
+    let out = check();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("compatible"));
+
+    // A registered version whose event_id is a long cannot be read by schemas/ (string).
+    let other = unique_prefix("schemaclash");
+    let subject = format!("{other}user-value");
+    let old = r#"{"type":"record","name":"SendbirdEvent","namespace":"io.hookbridge.sendbird","fields":[{"name":"event_id","type":"long"}]}"#;
+    let response = reqwest::Client::new()
+        .post(format!(
+            "{}/subjects/{subject}/versions",
+            stack.registry_url
+        ))
+        .header("content-type", "application/vnd.schemaregistry.v1+json")
+        .json(&serde_json::json!({"schema": old}))
+        .send()
+        .await
+        .expect("registry");
+    assert!(
+        response.status().is_success(),
+        "{:?}",
+        response.text().await
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookbridge"))
+        .args([
+            "schemas",
+            "check",
+            "--registry-url",
+            &stack.registry_url,
+            "--topic-prefix",
+            &other,
+        ])
+        .output()
+        .expect("run schemas check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("INCOMPATIBLE    {subject}")),
+        "{stdout}"
+    );
+}

@@ -56,6 +56,16 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     }
     assert!(ready, "gateway never became ready:\n{}", logs());
 
+    let healthcheck = || {
+        Command::new(env!("CARGO_BIN_EXE_hookbridge"))
+            .args(["healthcheck", "--url", &readyz])
+            .stderr(Stdio::null())
+            .status()
+            .expect("run healthcheck")
+            .code()
+    };
+    assert_eq!(healthcheck(), Some(0), "healthcheck passes while ready");
+
     // A request whose body is still arriving when SIGTERM comes.
     let body = fixture("group_channel__message_send");
     let (first, second) = body.split_at(body.len() / 2);

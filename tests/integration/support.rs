@@ -188,6 +188,8 @@ async fn start_containers() -> Stack {
         .with_exposed_port(ContainerPort::Tcp(8080))
         .with_env_var("APICURIO_STORAGE_KIND", "sql")
         .with_env_var("APICURIO_STORAGE_SQL_KIND", "h2")
+        // Confluent's default; Apicurio's is NONE.
+        .with_env_var("APICURIO_RULES_GLOBAL_COMPATIBILITY", "BACKWARD")
         .with_startup_timeout(Duration::from_secs(180))
         .start()
         .await
