@@ -119,34 +119,15 @@ impl RegistryClient {
         }
     }
 
-    /// Registers `schema` under `subject` (idempotent: an identical schema keeps its id).
-    pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
-        let what = format!("registering {subject}");
+    /// POSTs `schema` to `path`; `Ok(None)` when the registry answers 404.
+    async fn post_schema<T: serde::de::DeserializeOwned>(
+        &self,
+        what: String,
+        path: &str,
+        schema: &str,
+    ) -> Result<Option<T>, RegistryError> {
         let rb = self
-            .request(
-                reqwest::Method::POST,
-                &format!("/subjects/{}/versions", encode(subject)),
-            )
-            .json(&json!({"schema": schema, "schemaType": "AVRO"}));
-        let response = self.send(&what, rb).await?;
-        if !response.status().is_success() {
-            return Err(Self::fail(&what, response).await);
-        }
-        let answer: IdAnswer = response
-            .json()
-            .await
-            .map_err(|source| RegistryError::Decode { what, source })?;
-        Ok(answer.id)
-    }
-
-    /// The id `schema` has under `subject`, or `None` if it is not registered there.
-    pub async fn lookup(&self, subject: &str, schema: &str) -> Result<Option<u32>, RegistryError> {
-        let what = format!("looking up {subject}");
-        let rb = self
-            .request(
-                reqwest::Method::POST,
-                &format!("/subjects/{}", encode(subject)),
-            )
+            .request(reqwest::Method::POST, path)
             .json(&json!({"schema": schema, "schemaType": "AVRO"}));
         let response = self.send(&what, rb).await?;
         if response.status() == StatusCode::NOT_FOUND {
@@ -155,11 +136,37 @@ impl RegistryClient {
         if !response.status().is_success() {
             return Err(Self::fail(&what, response).await);
         }
-        let answer: IdAnswer = response
+        response
             .json()
             .await
-            .map_err(|source| RegistryError::Decode { what, source })?;
-        Ok(Some(answer.id))
+            .map(Some)
+            .map_err(|source| RegistryError::Decode { what, source })
+    }
+
+    /// Registers `schema` under `subject` (idempotent: an identical schema keeps its id).
+    pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryError> {
+        let path = format!("/subjects/{}/versions", encode(subject));
+        let what = format!("registering {subject}");
+        match self
+            .post_schema::<IdAnswer>(what.clone(), &path, schema)
+            .await?
+        {
+            Some(answer) => Ok(answer.id),
+            None => Err(RegistryError::Status {
+                what,
+                status: StatusCode::NOT_FOUND,
+                body: "not found".into(),
+            }),
+        }
+    }
+
+    /// The id `schema` has under `subject`, or `None` if it is not registered there.
+    pub async fn lookup(&self, subject: &str, schema: &str) -> Result<Option<u32>, RegistryError> {
+        let path = format!("/subjects/{}", encode(subject));
+        let answer = self
+            .post_schema::<IdAnswer>(format!("looking up {subject}"), &path, schema)
+            .await?;
+        Ok(answer.map(|a| a.id))
     }
 
     /// Asks whether `schema` is compatible with the latest version under `subject`.
@@ -182,27 +189,17 @@ impl RegistryClient {
         if !response.status().is_success() {
             return Err(Self::fail(&what, response).await);
         }
+        let path = format!(
+            "/compatibility/subjects/{}/versions/latest?verbose=true",
+            encode(subject)
+        );
         let what = format!("checking compatibility of {subject}");
-        let rb = self
-            .request(
-                reqwest::Method::POST,
-                &format!(
-                    "/compatibility/subjects/{}/versions/latest?verbose=true",
-                    encode(subject)
-                ),
-            )
-            .json(&json!({"schema": schema, "schemaType": "AVRO"}));
-        let response = self.send(&what, rb).await?;
-        if response.status() == StatusCode::NOT_FOUND {
+        let Some(answer) = self
+            .post_schema::<CompatibilityAnswer>(what, &path, schema)
+            .await?
+        else {
             return Ok(Compatibility::NewSubject);
-        }
-        if !response.status().is_success() {
-            return Err(Self::fail(&what, response).await);
-        }
-        let answer: CompatibilityAnswer = response
-            .json()
-            .await
-            .map_err(|source| RegistryError::Decode { what, source })?;
+        };
         Ok(if answer.is_compatible {
             Compatibility::Compatible
         } else {

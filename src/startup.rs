@@ -64,7 +64,10 @@ pub async fn resolve_schema_ids(
     Ok(ids)
 }
 
-async fn wait_for_kafka(publisher: &KafkaPublisher) -> anyhow::Result<kafka::ClusterView> {
+async fn wait_for_kafka(
+    publisher: &KafkaPublisher,
+    brokers: &str,
+) -> anyhow::Result<kafka::ClusterView> {
     let give_up = Instant::now() + KAFKA_STARTUP_WAIT;
     loop {
         match publisher.metadata(Duration::from_secs(5)).await {
@@ -75,8 +78,7 @@ async fn wait_for_kafka(publisher: &KafkaPublisher) -> anyhow::Result<kafka::Clu
             }
             Err(e) => {
                 return Err(e).context(format!(
-                    "kafka at {} did not answer a metadata request within {}s",
-                    "the configured brokers",
+                    "kafka at {brokers} did not answer a metadata request within {}s",
                     KAFKA_STARTUP_WAIT.as_secs()
                 ));
             }
@@ -110,7 +112,7 @@ impl Application {
         let schema_ids = resolve_schema_ids(&config, &event_topics).await?;
 
         let publisher = KafkaPublisher::new(&config).context("creating the Kafka producer")?;
-        let cluster = wait_for_kafka(&publisher).await?;
+        let cluster = wait_for_kafka(&publisher, &config.kafka_brokers).await?;
         let mut all_topics = event_topics;
         all_topics.push(router.dlq_topic().clone());
         if config.create_topics {

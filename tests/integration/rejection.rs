@@ -6,22 +6,6 @@ use rdkafka::message::Message;
 
 use crate::support::*;
 
-fn all_topics(app: &TestApp) -> Vec<String> {
-    [
-        "group_channel",
-        "open_channel",
-        "user",
-        "moderation",
-        "announcement",
-        "notification",
-        "other",
-        "dlq",
-    ]
-    .iter()
-    .map(|f| app.topic(f))
-    .collect()
-}
-
 #[tokio::test]
 async fn forged_requests_reach_no_topic() {
     let _shared = BROKER_LOCK.read().await;
@@ -54,15 +38,17 @@ async fn forged_requests_reach_no_topic() {
         assert_eq!(text, r#"{"error":"unauthorized"}"#, "{what}: generic body");
     }
     // x-signature is read only when x-sendbird-signature is absent.
+    let zeros = "0".repeat(64);
     let response = app
-        .client
-        .post(app.url("/webhooks/sendbird"))
-        .header("x-sendbird-signature", "0".repeat(64))
-        .header("x-signature", &good)
-        .body(body.clone())
-        .send()
-        .await
-        .expect("request");
+        .post_to(
+            "/webhooks/sendbird",
+            &body,
+            &[
+                ("x-sendbird-signature", Some(&zeros)),
+                ("x-signature", Some(&good)),
+            ],
+        )
+        .await;
     assert_eq!(response.status(), 401);
 
     // One authentic marker, so "nothing arrived" is not just "nothing was read yet".
@@ -85,14 +71,10 @@ async fn the_fallback_signature_header_is_accepted_when_the_documented_one_is_ab
     let _shared = BROKER_LOCK.read().await;
     let app = spawn_app("fallback").await;
     let body = fixture("user__unblock");
+    let sig = sign(&body);
     let response = app
-        .client
-        .post(app.url("/webhooks/sendbird"))
-        .header("x-signature", sign(&body))
-        .body(body.clone())
-        .send()
-        .await
-        .expect("request");
+        .post_to("/webhooks/sendbird", &body, &[("x-signature", Some(&sig))])
+        .await;
     assert_eq!(response.status(), 200);
 }
 
@@ -142,26 +124,26 @@ async fn bad_requests_get_clear_errors_and_write_nothing() {
     assert_eq!(response.status(), 400);
 
     // Unknown app id in the route.
+    let sig = sign(body);
     let response = app
-        .client
-        .post(app.url("/webhooks/sendbird/NO-SUCH-APP"))
-        .header("x-sendbird-signature", sign(body))
-        .body(body.to_vec())
-        .send()
-        .await
-        .expect("request");
+        .post_to(
+            "/webhooks/sendbird/NO-SUCH-APP",
+            body,
+            &[("x-sendbird-signature", Some(&sig))],
+        )
+        .await;
     assert_eq!(response.status(), 404);
 
     // The app's own route works as well as the single-app route.
     let ok = fixture("group_channel__join");
+    let sig = sign(&ok);
     let response = app
-        .client
-        .post(app.url(&format!("/webhooks/sendbird/{APP_ID}")))
-        .header("x-sendbird-signature", sign(&ok))
-        .body(ok.clone())
-        .send()
-        .await
-        .expect("request");
+        .post_to(
+            &format!("/webhooks/sendbird/{APP_ID}"),
+            &ok,
+            &[("x-sendbird-signature", Some(&sig))],
+        )
+        .await;
     assert_eq!(response.status(), 200);
 
     // Wrong method.

@@ -264,14 +264,31 @@ impl TestApp {
         body: &[u8],
         signature: Option<&str>,
     ) -> reqwest::Response {
+        self.post_to(
+            "/webhooks/sendbird",
+            body,
+            &[("x-sendbird-signature", signature)],
+        )
+        .await
+    }
+
+    /// POSTs `body` to `path` with the given headers (`None` values are left out).
+    pub async fn post_to(
+        &self,
+        path: &str,
+        body: &[u8],
+        headers: &[(&str, Option<&str>)],
+    ) -> reqwest::Response {
         let mut rb = self
             .client
-            .post(self.url("/webhooks/sendbird"))
+            .post(self.url(path))
             .header("content-type", "application/json")
             .header("user-agent", "SendBird")
             .body(body.to_vec());
-        if let Some(sig) = signature {
-            rb = rb.header("x-sendbird-signature", sig);
+        for (name, value) in headers {
+            if let Some(value) = value {
+                rb = rb.header(*name, *value);
+            }
         }
         rb.send().await.expect("request reaches the gateway")
     }
@@ -384,6 +401,23 @@ pub async fn consume(topics: &[String], expected: usize, timeout: Duration) -> V
 /// Consumes for `quiet` and returns everything seen (for "nothing arrived" assertions).
 pub async fn consume_for(topics: &[String], quiet: Duration) -> Vec<OwnedMessage> {
     consume(topics, usize::MAX, quiet).await
+}
+
+/// Every topic a gateway with this prefix writes to.
+pub fn all_topics(app: &TestApp) -> Vec<String> {
+    [
+        "group_channel",
+        "open_channel",
+        "user",
+        "moderation",
+        "announcement",
+        "notification",
+        "other",
+        "dlq",
+    ]
+    .iter()
+    .map(|f| app.topic(f))
+    .collect()
 }
 
 pub fn header<'a>(m: &'a OwnedMessage, name: &str) -> Option<&'a [u8]> {
