@@ -18,11 +18,13 @@ ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian13:nonroot
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_CODENAME} AS chef
 ARG CARGO_CHEF_VERSION=0.1.73
 # librdkafka is compiled from source by rdkafka-sys: C/C++ toolchain, make, cmake, pkg-config,
-# perl (OpenSSL/librdkafka configure scripts), zlib and OpenSSL headers.
+# perl (OpenSSL/librdkafka configure scripts) and OpenSSL headers (libssl is in the runtime
+# image). zlib is compiled in statically (LIBZ_SYS_STATIC): the runtime image has no libz.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      build-essential cmake pkg-config perl libssl-dev zlib1g-dev ca-certificates \
+      build-essential cmake pkg-config perl libssl-dev ca-certificates \
  && rm -rf /var/lib/apt/lists/*
+ENV LIBZ_SYS_STATIC=1
 RUN cargo install cargo-chef --locked --version "${CARGO_CHEF_VERSION}"
 WORKDIR /src
 
@@ -56,6 +58,9 @@ LABEL org.opencontainers.image.title="hookbridge" \
 COPY --from=builder /out/hookbridge /usr/local/bin/hookbridge
 # Numeric, so Kubernetes' runAsNonRoot can verify it without an /etc/passwd lookup.
 USER 65532:65532
+# Fail the build, not the first deployment, if a shared library is missing from the runtime
+# image (exec form: no shell needed).
+RUN ["/usr/local/bin/hookbridge", "--version"]
 # 8080: webhooks (HOOKBRIDGE_HTTP_ADDR); 9090: /livez /readyz /metrics (HOOKBRIDGE_ADMIN_ADDR)
 EXPOSE 8080 9090
 # SIGTERM: readiness -> 503, stop accepting, finish in-flight requests, flush Kafka, exit 0.

@@ -15,6 +15,9 @@ for cmd in "${need[@]}"; do
     *) pkgs+=("$cmd") ;;
   esac
 done
+# librdkafka is built with TLS (SASL_SSL, SCRAM) against the system OpenSSL.
+pkg-config --exists openssl 2>/dev/null || pkgs+=(libssl-dev)
+pkg-config --exists zlib 2>/dev/null || pkgs+=(zlib1g-dev)
 if ((${#pkgs[@]})); then
   echo "[deps] installing: ${pkgs[*]}"
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi

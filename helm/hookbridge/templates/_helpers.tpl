@@ -107,6 +107,16 @@ Checks across values that the schema cannot express; fails the render with a cle
 {{- if ge $publish 5000 }}
 {{- fail (printf "config.publishTimeout (%s) must stay below Sendbird's 5 s webhook timeout" $v.config.publishTimeout) }}
 {{- end }}
+{{- if lt (include "hookbridge.durationMillis" $v.config.shutdownTimeout | int) $publish }}
+{{- fail (printf "config.shutdownTimeout (%s) must be at least config.publishTimeout (%s), or in-flight requests cannot finish" $v.config.shutdownTimeout $v.config.publishTimeout) }}
+{{- end }}
+{{- /* set by hookbridge for its delivery guarantee; the gateway refuses them too */}}
+{{- $reserved := list "bootstrap.servers" "metadata.broker.list" "enable.idempotence" "acks" "request.required.acks" "partitioner" "max.in.flight.requests.per.connection" "max.in.flight" "message.max.bytes" "enable.gapless.guarantee" "transactional.id" }}
+{{- range $k, $_ := $v.kafka.properties }}
+{{- if has $k $reserved }}
+{{- fail (printf "kafka.properties.%s is set by hookbridge for its delivery guarantee (acks=all, idempotence, murmur2_random partitioner) and may not be overridden; brokers go in kafka.brokers" $k) }}
+{{- end }}
+{{- end }}
 {{- $secretNames := list "sasl.password" "ssl.key.password" "ssl.keystore.password" "ssl.key.pem" "ssl_key" "ssl.truststore.password" "sasl.oauthbearer.client.secret" "sasl.oauthbearer.config" }}
 {{- range $k, $_ := $v.kafka.properties }}
 {{- if has $k $secretNames }}
