@@ -220,6 +220,16 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// Sendbird waits 5 s for an answer; the publish deadline must leave room to answer before that.
 pub const SENDBIRD_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Of `shutdown_timeout`, the part kept for flushing the producer after requests drained.
+pub fn flush_budget(shutdown_timeout: Duration) -> Duration {
+    (shutdown_timeout / 3).min(Duration::from_secs(5))
+}
+
+/// Of `shutdown_timeout`, the part in-flight requests get to finish.
+pub fn drain_budget(shutdown_timeout: Duration) -> Duration {
+    shutdown_timeout.saturating_sub(flush_budget(shutdown_timeout))
+}
+
 /// All problems found in a configuration, each naming its setting.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
@@ -277,7 +287,7 @@ impl Config {
         let raw: RawConfig = match figment.extract() {
             Ok(raw) => raw,
             Err(e) => {
-                errors.extend(e.into_iter().map(|e| e.to_string()));
+                errors.extend(e.into_iter().map(|e| describe_without_values(&e)));
                 return Err(ConfigErrors(errors));
             }
         };
@@ -296,10 +306,51 @@ impl Config {
         }
     }
 
-    /// The largest record value the gateway may produce: an Avro record holding the raw body
-    /// plus typed copies of parts of it. Producer and topics are sized from this.
+    /// The largest record value the gateway produces: an Avro record holds the raw body plus
+    /// typed copies of parts of it, at most once each except the acting user (also `sender`),
+    /// so three times the body bounds it. Producer and created topics are sized from this;
+    /// a record that would still exceed it is dead-lettered as raw bytes instead.
     pub fn max_record_bytes(&self) -> usize {
-        (self.max_body_bytes.get() * 2 + 64 * 1024).max(1_000_000)
+        (self.max_body_bytes.get() * 3 + 64 * 1024).max(1_000_000)
+    }
+}
+
+/// A figment error naming the setting and what was wrong, but never the value: the value may be
+/// a token or password (`api_tokens = "tok"`, `"sasl.password" = 12345`).
+fn describe_without_values(e: &figment::Error) -> String {
+    use figment::error::{Actual, Kind};
+    let kind_of = |a: &Actual| match a {
+        Actual::Bool(_) => "a boolean",
+        Actual::Unsigned(_) | Actual::Signed(_) => "an integer",
+        Actual::Float(_) => "a float",
+        Actual::Char(_) | Actual::Str(_) => "a string",
+        Actual::Bytes(_) => "bytes",
+        Actual::Seq => "a list",
+        Actual::Map => "a table",
+        _ => "another kind of value",
+    };
+    let what = match &e.kind {
+        Kind::InvalidType(actual, expected) | Kind::InvalidValue(actual, expected) => {
+            format!("expected {expected}, found {}", kind_of(actual))
+        }
+        Kind::InvalidLength(n, expected) => format!("expected {expected}, found {n} items"),
+        Kind::UnknownField(field, _) => format!("unknown setting `{field}`"),
+        Kind::MissingField(field) => format!("missing setting `{field}`"),
+        Kind::DuplicateField(field) => format!("setting `{field}` given twice"),
+        Kind::UnknownVariant(v, _) => format!("unknown variant `{v}`"),
+        // Parser messages (TOML syntax errors) quote the offending line; keep only the lines
+        // that do not show file content.
+        Kind::Message(text) => text
+            .lines()
+            .filter(|l| !l.contains('|') && !l.trim().is_empty())
+            .collect::<Vec<_>>()
+            .join(": "),
+        _ => "unsupported value".to_owned(),
+    };
+    if e.path.is_empty() {
+        format!("configuration file: {what}")
+    } else {
+        format!("{}: {what}", e.path.join("."))
     }
 }
 
@@ -391,6 +442,17 @@ impl RawConfig {
         };
 
         let registry_url = match self.schema_registry_url.as_deref().map(str::trim) {
+            Some(u)
+                if (u.starts_with("http://") || u.starts_with("https://"))
+                    && u.split("://").nth(1).is_some_and(|rest| {
+                        rest.split('/')
+                            .next()
+                            .is_some_and(|host| host.contains('@'))
+                    }) =>
+            {
+                errors.push("schema_registry_url (HOOKBRIDGE_SCHEMA_REGISTRY_URL): credentials in the URL would end up in logs; use schema_registry_username and schema_registry_password_file".into());
+                None
+            }
             Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
                 Some(u.trim_end_matches('/').to_owned())
             }
@@ -470,9 +532,13 @@ impl RawConfig {
             errors,
         );
         if let (Some(s), Some(p)) = (shutdown_timeout, publish_timeout)
-            && s < p
+            && drain_budget(s) < p
         {
-            errors.push("shutdown_timeout (HOOKBRIDGE_SHUTDOWN_TIMEOUT): must be at least publish_timeout, or in-flight requests cannot finish".into());
+            errors.push(format!(
+                "shutdown_timeout (HOOKBRIDGE_SHUTDOWN_TIMEOUT): {} leaves {} to drain in-flight requests (the rest flushes the producer), less than publish_timeout; raise it",
+                humantime::format_duration(s),
+                humantime::format_duration(drain_budget(s))
+            ));
         }
 
         let max_in_flight = match self.max_in_flight.unwrap_or(1024) {
@@ -544,7 +610,9 @@ impl RawConfig {
                 errors.push(format!(
                     "kafka_properties.\"{key}\": set by hookbridge for its delivery guarantee and may not be overridden"
                 ));
-            } else if (key == "compression.type" || key == "compression.codec") && value == "none" {
+            } else if (key == "compression.type" || key == "compression.codec")
+                && value.trim().eq_ignore_ascii_case("none")
+            {
                 errors.push(format!(
                     "kafka_properties.\"{key}\": compression may not be turned off (records of 2 MiB bodies rely on it)"
                 ));
@@ -742,7 +810,7 @@ mod tests {
             [kafka_properties]
             "acks" = "1"
             "enable.idempotence" = "false"
-            "compression.type" = "none"
+            "compression.type" = " NONE"
             "client.id" = "ok"
             "#,
         );
@@ -792,6 +860,57 @@ mod tests {
         e.insert("HOOKBRIDGE_PORT".into(), "tcp://10.0.0.1:8080".into());
         e.insert("HOOKBRIDGE_SERVICE_HOST".into(), "10.0.0.1".into());
         Config::from_sources(None, &e).expect("service links ignored");
+    }
+
+    #[test]
+    fn type_errors_name_the_setting_but_never_print_its_value() {
+        let f = toml_file(
+            r#"
+            [[apps]]
+            app_id = "A"
+            api_tokens = "s3cret-token-value"
+            [kafka_properties]
+            "sasl.password" = 987654321
+            "#,
+        );
+        let err = Config::from_sources(Some(f.path()), &minimal()).expect_err("invalid");
+        let text = err.to_string();
+        assert!(text.contains("api_tokens"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(!text.contains("987654321"), "{text}");
+
+        let f = toml_file("api = [\"s3cret-token-value\"\n");
+        let text = Config::from_sources(Some(f.path()), &minimal())
+            .expect_err("syntax error")
+            .to_string();
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(text.contains("line"), "{text}");
+    }
+
+    #[test]
+    fn registry_credentials_in_the_url_are_refused() {
+        let mut e = minimal();
+        e.insert(
+            "HOOKBRIDGE_SCHEMA_REGISTRY_URL".into(),
+            "https://user:pa55@registry.example/apis/ccompat/v7".into(),
+        );
+        let text = Config::from_sources(None, &e)
+            .expect_err("refused")
+            .to_string();
+        assert!(text.contains("schema_registry_password_file"), "{text}");
+        assert!(!text.contains("pa55"), "{text}");
+    }
+
+    #[test]
+    fn shutdown_must_leave_room_to_drain_and_flush() {
+        let mut e = minimal();
+        e.insert("HOOKBRIDGE_SHUTDOWN_TIMEOUT".into(), "4s".into());
+        let text = Config::from_sources(None, &e)
+            .expect_err("too short")
+            .to_string();
+        assert!(text.contains("HOOKBRIDGE_SHUTDOWN_TIMEOUT"), "{text}");
+        e.insert("HOOKBRIDGE_SHUTDOWN_TIMEOUT".into(), "6s".into());
+        Config::from_sources(None, &e).expect("4s drain + 2s flush");
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub enum ApiError {
     UnknownApp,
     #[error("body exceeds {limit} bytes")]
     TooLarge { limit: usize },
+    /// The body did not arrive before the request's deadline.
+    #[error("body not received in time")]
+    BodyTimeout,
     #[error("bad request: {0}")]
     BadRequest(&'static str),
     /// Kafka did not acknowledge in time, refused, or the gateway is shedding load.
@@ -33,6 +36,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::UnknownApp => StatusCode::NOT_FOUND,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -43,7 +47,7 @@ impl ApiError {
     pub fn outcome(&self) -> &'static str {
         match self {
             ApiError::Unauthorized => "unauthorized",
-            ApiError::UnknownApp | ApiError::BadRequest(_) => "rejected",
+            ApiError::UnknownApp | ApiError::BadRequest(_) | ApiError::BodyTimeout => "rejected",
             ApiError::TooLarge { .. } => "too_large",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal => "error",
@@ -60,6 +64,7 @@ impl IntoResponse for ApiError {
             ApiError::TooLarge { limit } => {
                 json!({"error": "payload too large", "limit_bytes": limit})
             }
+            ApiError::BodyTimeout => json!({"error": "request body not received in time"}),
             ApiError::BadRequest(why) => json!({"error": "bad request", "detail": why}),
             ApiError::Unavailable(_) => json!({"error": "temporarily unavailable, retry later"}),
             ApiError::Internal => json!({"error": "internal error"}),

@@ -107,8 +107,12 @@ impl ClientContext for TracingContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        // Broker connection errors repeat while a broker is down; readiness and 503s report them.
-        tracing::warn!(target: "librdkafka", %error, "{reason}");
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::Fatal) {
+            tracing::error!(target: "librdkafka", %error, "fatal producer error, restart needed: {reason}");
+        } else {
+            // Broker connection errors repeat while a broker is down; readiness and 503s report them.
+            tracing::warn!(target: "librdkafka", %error, "{reason}");
+        }
     }
 }
 
@@ -186,7 +190,11 @@ impl KafkaPublisher {
                 topics: md
                     .topics()
                     .iter()
-                    .filter(|t| t.error().is_none())
+                    // A topic just created may still lack a leader; it exists all the same.
+                    .filter(|t| {
+                        t.error().map(RDKafkaErrorCode::from)
+                            != Some(RDKafkaErrorCode::UnknownTopicOrPartition)
+                    })
                     .map(|t| t.name().to_owned())
                     .collect(),
             })
@@ -313,6 +321,8 @@ pub struct BrokerHealth {
     /// Milliseconds since the Unix epoch of the last successful metadata answer; 0 = never.
     last_ok_ms: AtomicI64,
     missing_topics: std::sync::Mutex<Vec<String>>,
+    /// A fatal producer error: this producer will never deliver again.
+    fatal: std::sync::Mutex<Option<String>>,
 }
 
 /// How often the background task asks for metadata; readiness fails after three misses.
@@ -326,8 +336,23 @@ impl BrokerHealth {
         }
     }
 
+    pub fn record_fatal(&self, why: String) {
+        if let Ok(mut f) = self.fatal.lock() {
+            *f = Some(why);
+        }
+    }
+
+    /// `Err` once the producer failed fatally: the process must be restarted (liveness).
+    pub fn check_alive(&self) -> Result<(), String> {
+        match self.fatal.lock().map(|f| f.clone()) {
+            Ok(Some(why)) => Err(format!("fatal producer error: {why}")),
+            _ => Ok(()),
+        }
+    }
+
     /// `Ok` when Kafka answered recently and every topic exists; else the reason.
     pub fn check(&self, now_ms: i64) -> Result<(), String> {
+        self.check_alive()?;
         let last = self.last_ok_ms.load(Ordering::Relaxed);
         let stale_after = i64::try_from(HEALTH_INTERVAL.as_millis() * 3).unwrap_or(i64::MAX);
         if last == 0 || now_ms - last > stale_after {
@@ -355,6 +380,10 @@ pub async fn watch_brokers(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        if let Some((code, why)) = publisher.producer().client().fatal_error() {
+            tracing::error!(%code, why, "producer failed fatally; failing liveness so the pod restarts");
+            health.record_fatal(format!("{code}: {why}"));
+        }
         match publisher.metadata(HEALTH_INTERVAL).await {
             Ok(view) => {
                 let missing = topics
@@ -379,7 +408,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     #[test]
-    fn producer_settings_cannot_be_weakened_and_fit_large_bodies() {
+    fn producer_keeps_the_guarantee_settings_and_fits_large_records() {
         let env: BTreeMap<String, String> = [
             ("HOOKBRIDGE_KAFKA_BROKERS", "b:9092"),
             ("HOOKBRIDGE_SCHEMA_REGISTRY_URL", "http://r"),
@@ -410,6 +439,12 @@ mod tests {
         h.record_ok(1_000_000, Vec::new());
         assert!(h.check(1_000_500).is_ok());
         assert!(h.check(1_000_000 + 16_000).is_err());
+        h.record_ok(3_000_000, Vec::new());
+        assert!(h.check_alive().is_ok());
+        h.record_fatal("PID expired".into());
+        assert!(h.check_alive().is_err());
+        assert!(h.check(3_000_000).is_err(), "not ready either");
+        let h = BrokerHealth::default();
         h.record_ok(2_000_000, vec!["sendbird.user".into()]);
         assert!(
             h.check(2_000_000)

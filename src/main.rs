@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use hookbridge::config::{Config, RegistryConfig};
+use hookbridge::config::{Config, RegistryConfig, Secret};
 use hookbridge::registry::{Compatibility, RegistryClient};
 use hookbridge::sendbird::Router;
 use hookbridge::startup::Application;
@@ -58,6 +58,20 @@ enum SchemasCommand {
         registry_url: String,
         #[arg(long, env = "HOOKBRIDGE_TOPIC_PREFIX", default_value = "sendbird.")]
         topic_prefix: String,
+        /// Basic-auth user for the registry.
+        #[arg(
+            long,
+            env = "HOOKBRIDGE_SCHEMA_REGISTRY_USERNAME",
+            requires = "password_file"
+        )]
+        username: Option<String>,
+        /// File holding the registry password.
+        #[arg(
+            long,
+            env = "HOOKBRIDGE_SCHEMA_REGISTRY_PASSWORD_FILE",
+            requires = "username"
+        )]
+        password_file: Option<PathBuf>,
         /// Further topics whose `<topic>-value` subject to check (routing overrides).
         #[arg(long = "topic")]
         topics: Vec<String>,
@@ -75,8 +89,24 @@ fn main() -> ExitCode {
                     registry_url,
                     topic_prefix,
                     topics,
+                    username,
+                    password_file,
                 },
-        } => runtime().block_on(schemas_check(registry_url, topic_prefix, topics)),
+        } => {
+            let password = match password_file.map(std::fs::read_to_string).transpose() {
+                Ok(p) => p.map(|p| Secret::new(p.trim_end_matches(['\r', '\n']))),
+                Err(e) => {
+                    eprintln!("hookbridge schemas check: cannot read the password file: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let registry = RegistryConfig {
+                url: registry_url.trim_end_matches('/').to_owned(),
+                username,
+                password,
+            };
+            runtime().block_on(schemas_check(registry, topic_prefix, topics))
+        }
         Command::Healthcheck { url } => runtime().block_on(healthcheck(url)),
     }
 }
@@ -98,8 +128,16 @@ fn serve() -> ExitCode {
     };
     telemetry::init_logging(config.log_format, &config.log_level);
     let result = runtime().block_on(async {
-        let app = Application::build(config).await?;
-        app.run_until_stopped(shutdown_signal()).await
+        // Listen for SIGTERM from the start: a pod stopped while still starting exits cleanly.
+        let mut stop = Box::pin(shutdown_signal());
+        let app = tokio::select! {
+            app = Application::build(config) => app?,
+            () = &mut stop => {
+                tracing::info!("shutdown requested during start-up");
+                return Ok(());
+            }
+        };
+        app.run_until_stopped(stop).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -110,26 +148,32 @@ fn serve() -> ExitCode {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not when the
+/// future is first polled, so no signal is missed while the application starts.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        let ctrl_c = async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        #[cfg(unix)]
+        let term = async {
+            match term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            () = ctrl_c => {},
+            () = term => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
     }
 }
 
@@ -163,7 +207,7 @@ fn sign(token_env: &str, file: &PathBuf) -> ExitCode {
     }
 }
 
-async fn schemas_check(registry_url: String, prefix: String, extra: Vec<String>) -> ExitCode {
+async fn schemas_check(registry: RegistryConfig, prefix: String, extra: Vec<String>) -> ExitCode {
     let router = match Router::new(&prefix, Vec::new()) {
         Ok(r) => r,
         Err(e) => {
@@ -177,11 +221,7 @@ async fn schemas_check(registry_url: String, prefix: String, extra: Vec<String>)
         .map(|t| t.value_subject())
         .collect();
     subjects.extend(extra.iter().map(|t| format!("{t}-value")));
-    let client = match RegistryClient::new(&RegistryConfig {
-        url: registry_url.trim_end_matches('/').to_owned(),
-        username: None,
-        password: None,
-    }) {
+    let client = match RegistryClient::new(&registry) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("hookbridge schemas check: {e}");

@@ -24,11 +24,53 @@ use crate::telemetry;
 /// How long start-up waits for Kafka to answer before giving up.
 const KAFKA_STARTUP_WAIT: Duration = Duration::from_secs(30);
 
+/// The admin listener, served from the start of start-up so `/livez` answers (and `/readyz`
+/// says 503) while the registry and Kafka are being reached. Dropping it stops it.
+struct AdminServer {
+    addr: SocketAddr,
+    state: Arc<AdminState>,
+    stop: tokio::sync::watch::Sender<bool>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl AdminServer {
+    fn start(listener: TcpListener, health: Arc<BrokerHealth>) -> anyhow::Result<AdminServer> {
+        let addr = listener.local_addr()?;
+        let state = Arc::new(AdminState::new(health));
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(
+            axum::serve(listener, admin_router(state.clone()))
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                })
+                .into_future(),
+        );
+        Ok(AdminServer {
+            addr,
+            state,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    async fn shut_down(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(task) = self.task.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), task).await;
+        }
+    }
+}
+
+impl Drop for AdminServer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
 pub struct Application {
     http: TcpListener,
-    admin: TcpListener,
+    admin: AdminServer,
     webhook: Arc<WebhookState>,
-    admin_state: Arc<AdminState>,
     publisher: Arc<dyn Publisher>,
     background: Vec<JoinHandle<()>>,
     shutdown_timeout: Duration,
@@ -105,6 +147,8 @@ impl Application {
         admin: TcpListener,
     ) -> anyhow::Result<Application> {
         let started = Instant::now();
+        let health = Arc::new(BrokerHealth::default());
+        let admin = AdminServer::start(admin, health.clone())?;
         let router =
             Router::new(&config.topic_prefix, config.routes.clone()).map_err(anyhow::Error::msg)?;
         let encoder = EventEncoder::new()?;
@@ -124,7 +168,6 @@ impl Application {
             }
         }
         let topic_names: Vec<String> = all_topics.iter().map(|t| t.to_string()).collect();
-        let health = Arc::new(BrokerHealth::default());
         let view = publisher.metadata(Duration::from_secs(5)).await?;
         let missing: Vec<String> = topic_names
             .iter()
@@ -141,7 +184,7 @@ impl Application {
             health.clone(),
         ));
 
-        let mut app = Application::assemble(
+        let mut app = Application::assemble_with(
             &config,
             http,
             admin,
@@ -149,7 +192,6 @@ impl Application {
             router,
             encoder,
             schema_ids,
-            health,
         )?;
         app.background.push(watcher);
         tracing::info!(
@@ -174,6 +216,19 @@ impl Application {
         schema_ids: HashMap<TopicName, u32>,
         health: Arc<BrokerHealth>,
     ) -> anyhow::Result<Application> {
+        let admin = AdminServer::start(admin, health)?;
+        Application::assemble_with(config, http, admin, publisher, router, encoder, schema_ids)
+    }
+
+    fn assemble_with(
+        config: &Config,
+        http: TcpListener,
+        admin: AdminServer,
+        publisher: Arc<dyn Publisher>,
+        router: Router,
+        encoder: EventEncoder,
+        schema_ids: HashMap<TopicName, u32>,
+    ) -> anyhow::Result<Application> {
         telemetry::prometheus();
         telemetry::spawn_metrics_upkeep();
         let webhook = WebhookState::new(config, router, encoder, schema_ids, publisher.clone())
@@ -182,7 +237,6 @@ impl Application {
             http,
             admin,
             webhook: Arc::new(webhook),
-            admin_state: Arc::new(AdminState::new(health)),
             publisher,
             background: Vec::new(),
             shutdown_timeout: config.shutdown_timeout,
@@ -196,19 +250,18 @@ impl Application {
     }
 
     pub fn admin_addr(&self) -> SocketAddr {
-        self.admin
-            .local_addr()
-            .expect("a bound TCP listener has a local address")
+        self.admin.addr
     }
 
     /// Serves until `shutdown` resolves, then: readiness 503, stop accepting, let in-flight
-    /// requests finish, flush the producer, all within `shutdown_timeout`.
+    /// requests finish (for up to `shutdown_timeout` less the flush budget), flush the producer
+    /// with what is left of `shutdown_timeout`. Requests still running after that are not
+    /// answered; they end when the process exits.
     pub async fn run_until_stopped(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
-        let (stop_admin, admin_stopped) = tokio::sync::watch::channel(false);
         let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
             let _ = rx.wait_for(|stop| *stop).await;
         };
@@ -217,11 +270,6 @@ impl Application {
         let mut http_task = tokio::spawn(
             axum::serve(self.http, http_service)
                 .with_graceful_shutdown(until(http_stopped))
-                .into_future(),
-        );
-        let admin_task = tokio::spawn(
-            axum::serve(self.admin, admin_router(self.admin_state.clone()))
-                .with_graceful_shutdown(until(admin_stopped))
                 .into_future(),
         );
 
@@ -235,14 +283,17 @@ impl Application {
         }
         let deadline = Instant::now() + self.shutdown_timeout;
         // Keep part of the budget for flushing what the drained requests produced.
-        let flush_budget = (self.shutdown_timeout / 3).min(Duration::from_secs(5));
-        self.admin_state.start_draining();
+        let flush_budget = crate::config::flush_budget(self.shutdown_timeout);
+        self.admin.state.start_draining();
         let _ = stop_http.send(true);
         if http_done.is_none() {
             match tokio::time::timeout_at(deadline - flush_budget, &mut http_task).await {
                 Ok(_) => tracing::info!("in-flight requests finished"),
                 Err(_) => {
-                    tracing::warn!("in-flight requests did not finish in time; closing them");
+                    // Their senders get no answer and retry; what they produced is flushed below.
+                    tracing::warn!(
+                        "in-flight requests did not finish in time; they end with the process"
+                    );
                     http_task.abort();
                 }
             }
@@ -252,8 +303,7 @@ impl Application {
             Ok(()) => tracing::info!("producer flushed"),
             Err(e) => tracing::warn!(error = %e, "producer flush incomplete"),
         }
-        let _ = stop_admin.send(true);
-        let _ = tokio::time::timeout(Duration::from_secs(1), admin_task).await;
+        self.admin.shut_down().await;
         for task in self.background {
             task.abort();
         }

@@ -42,8 +42,14 @@ pub fn admin_router(state: Arc<AdminState>) -> Router {
         .with_state(state)
 }
 
-async fn livez() -> impl IntoResponse {
-    Json(json!({"status": "ok"}))
+async fn livez(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
+    match state.broker.check_alive() {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ok"}))),
+        Err(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "failed", "reason": reason})),
+        ),
+    }
 }
 
 async fn readyz(State(state): State<Arc<AdminState>>) -> impl IntoResponse {

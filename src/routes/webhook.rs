@@ -25,7 +25,7 @@ use crate::avro::{EventEncoder, EventRecord};
 use crate::config::{AppId, Config};
 use crate::error::ApiError;
 use crate::kafka::{OutRecord, PublishError, Publisher};
-use crate::sendbird::{Family, PoisonReason, Router as TopicRouter, SendbirdEvent, TopicName};
+use crate::sendbird::{Family, Router as TopicRouter, SendbirdEvent, TopicName};
 use crate::telemetry;
 use crate::verify::{
     ApiToken, FALLBACK_SIGNATURE_HEADER, SIGNATURE_HEADER, SignatureError, VerifiedWebhook,
@@ -47,6 +47,7 @@ pub struct WebhookState {
     schema_ids: HashMap<TopicName, u32>,
     publisher: Arc<dyn Publisher>,
     max_body_bytes: usize,
+    max_record_bytes: usize,
     publish_timeout: Duration,
     in_flight: Arc<Semaphore>,
 }
@@ -84,6 +85,7 @@ impl WebhookState {
             schema_ids,
             publisher,
             max_body_bytes: config.max_body_bytes.get(),
+            max_record_bytes: config.max_record_bytes(),
             publish_timeout: config.publish_timeout,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.get())),
         })
@@ -217,22 +219,33 @@ async fn process(
         tracing::warn!(declared, limit, "body larger than the limit");
         return Err(ApiError::TooLarge { limit });
     }
-    let body = read_limited(body, limit).await?;
-
     let signature = headers
         .get(SIGNATURE_HEADER)
         .or_else(|| headers.get(FALLBACK_SIGNATURE_HEADER))
         .map(|v| v.as_bytes());
+    let unauthorized = |e: SignatureError| {
+        metrics::counter!(telemetry::SIGNATURE_FAILURES, "reason" => e.reason()).increment(1);
+        tracing::warn!(reason = e.reason(), "webhook signature rejected");
+        ApiError::Unauthorized
+    };
+    // A request without a usable signature is refused before its body is read.
+    check_signature_format(signature).map_err(unauthorized)?;
+
+    // The whole request, body included, must fit in the deadline: a body trickling in must not
+    // hold an in-flight slot for longer, and must leave time to publish.
+    let deadline = started + state.publish_timeout;
+    let body = tokio::time::timeout_at(deadline, read_limited(body, limit))
+        .await
+        .map_err(|_| {
+            tracing::warn!("request body not received before the deadline");
+            ApiError::BodyTimeout
+        })??;
+
     let webhook = VerifiedWebhook::verify(app_id, tokens, body, signature, received_at_ms)
-        .map_err(|e: SignatureError| {
-            metrics::counter!(telemetry::SIGNATURE_FAILURES, "reason" => e.reason()).increment(1);
-            tracing::warn!(reason = e.reason(), "webhook signature rejected");
-            ApiError::Unauthorized
-        })?;
+        .map_err(unauthorized)?;
     let span = tracing::Span::current();
     span.record("event_id", webhook.event_id());
 
-    let deadline = started + state.publish_timeout;
     match SendbirdEvent::parse(webhook.body()) {
         Ok(event) => {
             span.record("category", event.category.as_str());
@@ -243,8 +256,22 @@ async fn process(
         }
         Err(reason) => {
             *family = None;
-            dead_letter(state, &webhook, reason, deadline).await
+            tracing::warn!(
+                reason = reason.code(),
+                "authentic body cannot be parsed; dead-lettering it"
+            );
+            dead_letter(state, &webhook, reason.code(), deadline).await
         }
+    }
+}
+
+/// Present and 64 hex digits; whether it matches is decided on the body.
+fn check_signature_format(signature: Option<&[u8]>) -> Result<(), SignatureError> {
+    let sig = signature.ok_or(SignatureError::Missing)?.trim_ascii();
+    if sig.len() == 64 && sig.iter().all(u8::is_ascii_hexdigit) {
+        Ok(())
+    } else {
+        Err(SignatureError::Malformed)
     }
 }
 
@@ -297,22 +324,32 @@ async fn publish_event(
         .get(route.topic)
         .ok_or(ApiError::Internal)?;
     let raw_body = std::str::from_utf8(webhook.body()).map_err(|_| ApiError::Internal)?;
-    let value = state
-        .encoder
-        .encode(
-            schema_id,
-            &EventRecord {
-                event_id: webhook.event_id(),
-                app_id: webhook.app_id().as_str(),
-                received_at_ms: webhook.received_at_ms(),
-                raw_body,
-                event,
-            },
-        )
-        .map_err(|e| {
-            tracing::error!(error = %e, "avro encoding failed");
-            ApiError::Internal
-        })?;
+    let encoded = state.encoder.encode(
+        schema_id,
+        &EventRecord {
+            event_id: webhook.event_id(),
+            app_id: webhook.app_id().as_str(),
+            received_at_ms: webhook.received_at_ms(),
+            raw_body,
+            event,
+        },
+    );
+    // Retrying cannot fix either; keep the authentic bytes for a human instead of losing them.
+    let value = match encoded {
+        Ok(value) if value.len() <= state.max_record_bytes => value,
+        Ok(value) => {
+            tracing::error!(
+                record_bytes = value.len(),
+                limit = state.max_record_bytes,
+                "record larger than the producer limit; dead-lettering the raw body"
+            );
+            return dead_letter(state, webhook, "record_too_large", deadline).await;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "avro encoding failed; dead-lettering the raw body");
+            return dead_letter(state, webhook, "encode_failed", deadline).await;
+        }
+    };
     let mut headers = common_headers(webhook);
     headers.push((HEADER_CATEGORY, event.category.as_bytes().to_vec()));
     let record = OutRecord {
@@ -333,18 +370,15 @@ async fn publish_event(
     .await
 }
 
+/// Writes the raw body to the dead-letter topic with `reason` (a bounded code) in a header.
 async fn dead_letter(
     state: &WebhookState,
     webhook: &VerifiedWebhook,
-    reason: PoisonReason,
+    reason: &'static str,
     deadline: Instant,
 ) -> Result<Accepted, ApiError> {
-    tracing::warn!(
-        reason = reason.code(),
-        "authentic body cannot be parsed; dead-lettering it"
-    );
     let mut headers = common_headers(webhook);
-    headers.push((HEADER_DLQ_REASON, reason.code().as_bytes().to_vec()));
+    headers.push((HEADER_DLQ_REASON, reason.as_bytes().to_vec()));
     let record = OutRecord {
         topic: state.router.dlq_topic().as_str().to_owned(),
         key: None,

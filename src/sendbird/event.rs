@@ -117,68 +117,56 @@ const AFFECTED_FIELDS: &[&str] = &[
 /// year 5138), so it is scaled. This guards against fields whose unit Sendbird never documented.
 const SECONDS_THRESHOLD: i64 = 100_000_000_000;
 
-#[derive(Clone, Copy)]
-enum Unit {
-    Millis,
-    Seconds,
-}
-
 /// Where a category keeps its own timestamp (first present wins). Field names come from
 /// Sendbird's webhook documentation; see tests/fixtures/sendbird/CATEGORIES.md for the evidence.
-fn timestamp_paths(category: &str) -> (&'static [&'static [&'static str]], Unit) {
+fn timestamp_paths(category: &str) -> &'static [&'static [&'static str]] {
     const CREATED: &[&[&str]] = &[&["created_at"]];
     const PAYLOAD_CREATED: &[&[&str]] = &[&["payload", "created_at"]];
     match category {
-        // The one documented exception: message:report's top-level created_at is in seconds.
-        "message:report" => (CREATED, Unit::Seconds),
-        "group_channel:create"
+        // message:report's created_at is documented in seconds; normalise_millis scales it (and
+        // would leave it alone should Sendbird switch to milliseconds).
+        "message:report"
+        | "group_channel:create"
         | "open_channel:create"
         | "group_channel:report"
         | "open_channel:report"
         | "user:report"
         | "announcement:create_channels"
-        | "announcement:send_messages" => (CREATED, Unit::Millis),
+        | "announcement:send_messages" => CREATED,
         "group_channel:message_send" | "open_channel:message_send" | "profanity_filter:replace" => {
-            (PAYLOAD_CREATED, Unit::Millis)
+            PAYLOAD_CREATED
         }
         // payload.created_at of an edit or deletion is the original send time, not this event's.
         "group_channel:message_update" | "open_channel:message_update" => {
-            (&[&["updated_at"], &["payload", "updated_at"]], Unit::Millis)
+            &[&["updated_at"], &["payload", "updated_at"]]
         }
         "group_channel:message_delete" | "open_channel:message_delete" => {
-            (&[&["deleted_at"], &["payload", "deleted_at"]], Unit::Millis)
+            &[&["deleted_at"], &["payload", "deleted_at"]]
         }
-        "group_channel:message_read" => (&[&["read_updates", "0", "read_ts"]], Unit::Millis),
-        "group_channel:changed" => (&[&["changed_at"]], Unit::Millis),
-        "group_channel:remove" | "open_channel:remove" => (&[&["removed_at"]], Unit::Millis),
-        "group_channel:invite" => (&[&["invited_at"]], Unit::Millis),
-        "group_channel:decline_invite" => (&[&["declined_invite_at"]], Unit::Millis),
-        "group_channel:join" => (&[&["joined_at"]], Unit::Millis),
-        "group_channel:leave" => (&[&["left_at"]], Unit::Millis),
-        "group_channel:reaction_add" | "group_channel:reaction_delete" => {
-            (&[&["ts"]], Unit::Millis)
-        }
-        "open_channel:enter" => (&[&["entered_at"]], Unit::Millis),
-        "open_channel:exit" => (&[&["exited_at"]], Unit::Millis),
+        "group_channel:message_read" => &[&["read_updates", "0", "read_ts"]],
+        "group_channel:changed" => &[&["changed_at"]],
+        "group_channel:remove" | "open_channel:remove" => &[&["removed_at"]],
+        "group_channel:invite" => &[&["invited_at"]],
+        "group_channel:decline_invite" => &[&["declined_invite_at"]],
+        "group_channel:join" => &[&["joined_at"]],
+        "group_channel:leave" => &[&["left_at"]],
+        "group_channel:reaction_add" | "group_channel:reaction_delete" => &[&["ts"]],
+        "open_channel:enter" => &[&["entered_at"]],
+        "open_channel:exit" => &[&["exited_at"]],
         "operators:register_by_operator" | "operators:unregister_by_operator" => {
-            (&[&["requested_at"]], Unit::Millis)
+            &[&["requested_at"]]
         }
-        "profanity_filter:moderate" => (&[&["moderated_at"]], Unit::Millis),
-        "profanity_filter:block" | "image_moderation:block" => (&[&["blocked_at"]], Unit::Millis),
-        "user:block" | "user:unblock" | "alert:user_message_rate_limit_exceeded" => {
-            (&[], Unit::Millis)
-        }
+        "profanity_filter:moderate" => &[&["moderated_at"]],
+        "profanity_filter:block" | "image_moderation:block" => &[&["blocked_at"]],
+        "user:block" | "user:unblock" | "alert:user_message_rate_limit_exceeded" => &[],
         // Categories without a known field: the usual top-level names, in this order.
-        _ => (
-            &[
-                &["created_at"],
-                &["updated_at"],
-                &["deleted_at"],
-                &["requested_at"],
-                &["ts"],
-            ],
-            Unit::Millis,
-        ),
+        _ => &[
+            &["created_at"],
+            &["updated_at"],
+            &["deleted_at"],
+            &["requested_at"],
+            &["ts"],
+        ],
     }
 }
 
@@ -334,9 +322,12 @@ impl SendbirdEvent {
             .map(parse_channel);
         let message = parse_message(map).or_else(|| reported.and_then(parse_message));
         let sender = as_object(map.get("sender")).map(parse_user);
+        // The first acting-user field that names a user id; failing that, the first present.
         let actor = ACTOR_FIELDS
             .iter()
-            .find_map(|f| as_object(map.get(*f)))
+            .filter_map(|f| as_object(map.get(*f)))
+            .find(|u| u.get("user_id").is_some_and(Value::is_string))
+            .or_else(|| ACTOR_FIELDS.iter().find_map(|f| as_object(map.get(*f))))
             .map(parse_user);
         let members = map.get("members").and_then(Value::as_array).map(|items| {
             items
@@ -357,15 +348,10 @@ impl SendbirdEvent {
             _ => None,
         });
 
-        let (paths, unit) = timestamp_paths(&category);
-        let occurred_at_ms =
-            paths
-                .iter()
-                .find_map(|p| as_i64(lookup(&root, p)))
-                .map(|v| match unit {
-                    Unit::Seconds => v.saturating_mul(1000),
-                    Unit::Millis => normalise_millis(v),
-                });
+        let occurred_at_ms = timestamp_paths(&category)
+            .iter()
+            .find_map(|p| as_i64(lookup(&root, p)))
+            .map(normalise_millis);
 
         Ok(SendbirdEvent {
             app_id: as_str(map.get("app_id")),
@@ -454,6 +440,11 @@ mod tests {
     fn message_report_created_at_is_seconds_and_is_normalised() {
         let ev = SendbirdEvent::parse(&fixture("message__report")).expect("parses");
         assert_eq!(ev.occurred_at_ms, Some(1_718_005_000_000));
+        // Should Sendbird switch it to milliseconds, it is not scaled again.
+        let ms =
+            SendbirdEvent::parse(br#"{"category":"message:report","created_at":1718005000123}"#)
+                .expect("parses");
+        assert_eq!(ms.occurred_at_ms, Some(1_718_005_000_123));
         // The reported message keeps its own millisecond timestamp.
         assert_eq!(
             ev.message.as_ref().and_then(|m| m.created_at),

@@ -353,6 +353,33 @@ mod tests {
     }
 
     #[test]
+    fn expected_keys_for_some_fixtures_written_out() {
+        let r = router();
+        let channel = "sendbird_group_channel_48151623_6f1d0c7e2b9a4e3f8c5d1a2b3c4d5e6f7a8b9c0d";
+        for (fixture, key) in [
+            ("group_channel__message_send", Some(channel)),
+            ("message__report", Some(channel)),
+            ("user__block", Some("zoe")),
+            ("announcement__send_messages", None),
+            ("notification__send_batch", None),
+        ] {
+            let body =
+                std::fs::read(fixture_dir().join(format!("{fixture}.json"))).expect("fixture");
+            let ev = SendbirdEvent::parse(&body).expect("parses");
+            assert_eq!(r.route(&ev).key.as_deref(), key, "{fixture}");
+        }
+    }
+
+    #[test]
+    fn the_acting_user_is_the_first_that_names_a_user_id() {
+        let ev = SendbirdEvent::parse(
+            br#"{"category":"user:ban","sender":{"nickname":"no id"},"user":{"user_id":"u7"}}"#,
+        )
+        .expect("parses");
+        assert_eq!(router().route(&ev).key.as_deref(), Some("u7"));
+    }
+
+    #[test]
     fn unknown_categories_go_to_the_catch_all_topic() {
         let r = router();
         for category in ["poll:vote", "brand_new_thing", "group_channelx:create"] {

@@ -152,7 +152,7 @@ async fn every_category_lands_in_its_family_topic_with_key_partition_and_exact_b
 }
 
 #[tokio::test]
-async fn a_channels_events_keep_their_order() {
+async fn a_channels_events_share_one_partition_in_the_order_they_were_accepted() {
     let _shared = BROKER_LOCK.read().await;
     let app = spawn_app("order").await;
     let channel = "sendbird_group_channel_order_test";

@@ -55,6 +55,7 @@ impl Publisher for ScriptedPublisher {
 }
 
 struct InProcess {
+    http: std::net::SocketAddr,
     base: String,
     publisher: Arc<ScriptedPublisher>,
     client: reqwest::Client,
@@ -62,11 +63,26 @@ struct InProcess {
 }
 
 async fn start(script: Script, extra: &[(&str, &str)]) -> InProcess {
+    start_with(
+        script,
+        &[
+            [
+                ("HOOKBRIDGE_SENDBIRD_APP_ID", APP_ID),
+                ("HOOKBRIDGE_SENDBIRD_API_TOKENS", TOKEN),
+            ]
+            .as_slice(),
+            extra,
+        ]
+        .concat(),
+        None,
+    )
+    .await
+}
+
+async fn start_with(script: Script, extra: &[(&str, &str)], toml: Option<&str>) -> InProcess {
     let mut env: BTreeMap<String, String> = [
         ("HOOKBRIDGE_KAFKA_BROKERS", "unused:9092"),
         ("HOOKBRIDGE_SCHEMA_REGISTRY_URL", "http://unused"),
-        ("HOOKBRIDGE_SENDBIRD_APP_ID", APP_ID),
-        ("HOOKBRIDGE_SENDBIRD_API_TOKENS", TOKEN),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
@@ -74,7 +90,12 @@ async fn start(script: Script, extra: &[(&str, &str)]) -> InProcess {
     for (k, v) in extra {
         env.insert((*k).to_owned(), (*v).to_owned());
     }
-    let config = Config::from_sources(None, &env).expect("valid config");
+    let file = toml.map(|text| {
+        let f = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(f.path(), text).expect("write config");
+        f
+    });
+    let config = Config::from_sources(file.as_ref().map(|f| f.path()), &env).expect("valid config");
     let router = Router::new(&config.topic_prefix, Vec::new()).expect("router");
     let ids: HashMap<_, _> = router.event_topics().into_iter().map(|t| (t, 1)).collect();
     let health = Arc::new(BrokerHealth::default());
@@ -93,12 +114,14 @@ async fn start(script: Script, extra: &[(&str, &str)]) -> InProcess {
         health,
     )
     .expect("assemble");
-    let base = format!("http://{}/webhooks/sendbird", app.http_addr());
+    let http = app.http_addr();
+    let base = format!("http://{http}/webhooks/sendbird");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
     }));
     InProcess {
+        http,
         base,
         publisher,
         client: reqwest::Client::new(),
@@ -203,4 +226,161 @@ async fn no_acknowledgement_within_the_deadline_is_503() {
     let response = app.post(fixture("group_channel__join")).await;
     assert_eq!(response.status(), 503);
     assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+/// Sends the head and part of the body, then `rest` after `pause`; returns the status line.
+async fn trickle(app: &InProcess, signature: Option<&str>, body: &[u8], pause: Duration) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(app.http)
+        .await
+        .expect("connect");
+    let sig = signature.map_or(String::new(), |s| format!("x-sendbird-signature: {s}\r\n"));
+    let head = format!(
+        "POST /webhooks/sendbird HTTP/1.1\r\nhost: x\r\n{sig}content-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.expect("head");
+    stream
+        .write_all(&body[..body.len() / 2])
+        .await
+        .expect("first half");
+    let mut answer = Vec::new();
+    // The gateway may answer before the rest is sent; read what comes within `pause`.
+    let early = tokio::time::timeout(pause, stream.read_to_end(&mut answer)).await;
+    if early.is_err() {
+        let _ = stream.write_all(&body[body.len() / 2..]).await;
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    }
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_in_past_the_deadline_gets_408_and_is_not_published() {
+    let gate = Arc::new(Semaphore::new(100));
+    let app = start(
+        Script::Hold(gate),
+        &[("HOOKBRIDGE_PUBLISH_TIMEOUT", "500ms")],
+    )
+    .await;
+    let body = fixture("group_channel__join");
+    let status = trickle(&app, Some(&sign(&body)), &body, Duration::from_secs(2)).await;
+    assert!(status.starts_with("HTTP/1.1 408"), "{status}");
+    assert!(app.publisher.seen.lock().expect("lock").is_empty());
+}
+
+#[tokio::test]
+async fn a_request_without_a_usable_signature_is_refused_before_its_body_is_read() {
+    let app = start(Script::Fail(PublishError::Timeout), &[]).await;
+    let body = fixture("group_channel__join");
+    for signature in [None, Some("not-a-signature")] {
+        let started = std::time::Instant::now();
+        let status = trickle(&app, signature, &body, Duration::from_secs(3)).await;
+        assert!(
+            status.starts_with("HTTP/1.1 401"),
+            "{signature:?}: {status}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "answered without waiting for the body"
+        );
+    }
+    assert!(app.publisher.seen.lock().expect("lock").is_empty());
+}
+
+#[tokio::test]
+async fn with_several_apps_each_route_takes_only_its_own_tokens() {
+    let gate = Arc::new(Semaphore::new(100));
+    let toml = r#"
+        [[apps]]
+        app_id = "APP-A"
+        api_tokens = ["token-a"]
+        [[apps]]
+        app_id = "APP-B"
+        api_tokens = ["token-b-old", "token-b-new"]
+    "#;
+    let app = start_with(Script::Hold(gate), &[], Some(toml)).await;
+    let body = br#"{"category":"group_channel:join","channel":{"channel_url":"c"}}"#.to_vec();
+    let signed = |token: &str| {
+        hookbridge::verify::ApiToken::parse(token)
+            .expect("token")
+            .sign(&body)
+    };
+    let post = |path: &str, sig: String| {
+        app.client
+            .post(format!("{}{path}", app.base))
+            .header("x-sendbird-signature", sig)
+            .body(body.clone())
+            .send()
+    };
+    assert_eq!(
+        post("/APP-A", signed("token-a"))
+            .await
+            .expect("req")
+            .status(),
+        200
+    );
+    assert_eq!(
+        post("/APP-B", signed("token-b-old"))
+            .await
+            .expect("req")
+            .status(),
+        200
+    );
+    assert_eq!(
+        post("/APP-B", signed("token-b-new"))
+            .await
+            .expect("req")
+            .status(),
+        200
+    );
+    assert_eq!(
+        post("/APP-B", signed("token-a"))
+            .await
+            .expect("req")
+            .status(),
+        401
+    );
+    assert_eq!(
+        post("/APP-A", signed("token-b-new"))
+            .await
+            .expect("req")
+            .status(),
+        401
+    );
+    // Without an app id in the path the route exists only for a single configured app.
+    assert_eq!(
+        post("", signed("token-a")).await.expect("req").status(),
+        404
+    );
+    assert_eq!(app.publisher.seen.lock().expect("lock").len(), 3);
+}
+
+#[test]
+fn sign_prints_the_signature_a_sender_would_send_and_refuses_token_lists() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("body.json");
+    let body = fixture("group_channel__message_send");
+    std::fs::write(&file, &body).expect("write body");
+    let run = |token: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_hookbridge"))
+            .args(["sign", "--token-env", "HB_TEST_TOKEN"])
+            .arg(&file)
+            .env("HB_TEST_TOKEN", token)
+            .output()
+            .expect("run sign")
+    };
+    let out = run(TOKEN);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), sign(&body));
+    let out = run("one,two");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("comma") && !stderr.contains("one,two"),
+        "{stderr}"
+    );
 }

@@ -19,6 +19,14 @@ async fn forged_requests_reach_no_topic() {
     let mut flipped = body.clone();
     flipped[10] ^= 0x01;
     let poison = b"this is not json".to_vec();
+    let failures = |m: &str, reason: &str| {
+        counter_value(
+            m,
+            "hookbridge_signature_failures_total",
+            &[("reason", reason)],
+        )
+    };
+    let before = app.metrics().await;
     let cases: Vec<(&str, Vec<u8>, Option<String>)> = vec![
         ("no signature", body.clone(), None),
         ("other token", body.clone(), Some(other_token)),
@@ -54,16 +62,27 @@ async fn forged_requests_reach_no_topic() {
     // One authentic marker, so "nothing arrived" is not just "nothing was read yet".
     let marker = fixture("user__block");
     assert_eq!(app.post_signed(&marker).await.status(), 200);
-    let seen = consume_for(&all_topics(&app), Duration::from_secs(8)).await;
+    let marker_id = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&marker));
+    let seen = consume_through_marker(&all_topics(&app), &marker_id, Duration::from_secs(3)).await;
     assert_eq!(seen.len(), 1, "only the authentic marker reached Kafka");
     assert_eq!(seen[0].topic(), app.topic("user"));
 
-    let metrics = app.metrics().await;
+    // Counters are process-wide and other tests run alongside: compare, at least this many.
+    let after = app.metrics().await;
+    assert!(failures(&after, "missing") - failures(&before, "missing") >= 1.0);
+    assert!(failures(&after, "malformed") - failures(&before, "malformed") >= 2.0);
+    assert!(failures(&after, "mismatch") - failures(&before, "mismatch") >= 4.0);
+    let unauthorized = |m: &str| {
+        counter_value(
+            m,
+            "hookbridge_webhook_requests_total",
+            &[("outcome", "unauthorized")],
+        )
+    };
     assert!(
-        metrics.contains("hookbridge_signature_failures_total{reason=\"mismatch\"}"),
-        "{metrics}"
+        unauthorized(&after) - unauthorized(&before) >= 7.0,
+        "{after}"
     );
-    assert!(metrics.contains("outcome=\"unauthorized\""), "{metrics}");
 }
 
 #[tokio::test]
@@ -118,6 +137,7 @@ async fn bad_requests_get_clear_errors_and_write_nothing() {
     env.insert("HOOKBRIDGE_MAX_BODY_BYTES".into(), "4096".into());
     let app = spawn_app_with(&prefix, env, None).await;
 
+    let before = app.metrics().await;
     // Another app id in the body than the route's.
     let body = br#"{"category":"group_channel:join","app_id":"SOMEONE-ELSE","channel":{"channel_url":"c"}}"#;
     let response = app.post_signed(body).await;
@@ -170,16 +190,21 @@ async fn bad_requests_get_clear_errors_and_write_nothing() {
         .expect("request");
     assert_eq!(response.status(), 413);
 
-    let seen = consume_for(&all_topics(&app), Duration::from_secs(6)).await;
+    let ok_id = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&ok));
+    let seen = consume_through_marker(&all_topics(&app), &ok_id, Duration::from_secs(3)).await;
     assert_eq!(seen.len(), 1, "only the one good event was written");
 
-    let metrics = app.metrics().await;
-    for outcome in ["rejected", "too_large", "accepted"] {
-        assert!(
-            metrics.contains(&format!("outcome=\"{outcome}\"")),
-            "{outcome}: {metrics}"
-        );
-    }
+    let after = app.metrics().await;
+    let outcome =
+        |m: &str, o: &str| counter_value(m, "hookbridge_webhook_requests_total", &[("outcome", o)]);
+    assert!(
+        outcome(&after, "too_large") - outcome(&before, "too_large") >= 2.0,
+        "{after}"
+    );
+    assert!(
+        outcome(&after, "rejected") - outcome(&before, "rejected") >= 2.0,
+        "{after}"
+    );
 }
 
 /// A chunked body without content-length, so the limit must be enforced while reading.

@@ -50,17 +50,37 @@ pub struct Stack {
     _registry_container: Option<ContainerAsync<GenericImage>>,
 }
 
+/// Containers live on a runtime of their own: test runtimes end with their test, and the Docker
+/// client's connections must outlive them (the outage test pauses the container much later).
+fn docker_runtime() -> &'static tokio::runtime::Runtime {
+    static RT: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("docker runtime")
+    })
+}
+
 impl Stack {
-    pub async fn stop_broker(&self) {
+    fn kafka_container(&'static self) -> &'static ContainerAsync<GenericImage> {
+        self.kafka_container
+            .as_ref()
+            .expect("container mode has a Kafka container")
+    }
+
+    pub async fn stop_broker(&'static self) {
         match &self.control {
-            BrokerControl::LocalStack(script) => run_script(script, "kafka-stop"),
-            BrokerControl::Container => self
-                .kafka_container
-                .as_ref()
-                .expect("container mode has a Kafka container")
-                .pause()
-                .await
-                .expect("pause the Kafka container"),
+            BrokerControl::LocalStack(script) => run_script(script, "kafka-stop").await,
+            BrokerControl::Container => {
+                let kafka = self.kafka_container();
+                docker_runtime()
+                    .spawn(async move { kafka.pause().await })
+                    .await
+                    .expect("docker task")
+                    .expect("pause the Kafka container")
+            }
             BrokerControl::None => panic!(
                 "this test stops the broker, which it can only do for the local stack \
                  (`make stack-up`, then run with KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092) or for \
@@ -69,26 +89,28 @@ impl Stack {
         }
     }
 
-    pub async fn start_broker(&self) {
+    pub async fn start_broker(&'static self) {
         match &self.control {
-            BrokerControl::LocalStack(script) => run_script(script, "kafka-start"),
-            BrokerControl::Container => self
-                .kafka_container
-                .as_ref()
-                .expect("container mode has a Kafka container")
-                .unpause()
-                .await
-                .expect("unpause the Kafka container"),
+            BrokerControl::LocalStack(script) => run_script(script, "kafka-start").await,
+            BrokerControl::Container => {
+                let kafka = self.kafka_container();
+                docker_runtime()
+                    .spawn(async move { kafka.unpause().await })
+                    .await
+                    .expect("docker task")
+                    .expect("unpause the Kafka container")
+            }
             BrokerControl::None => unreachable!("stop_broker refused first"),
         }
     }
 }
 
-fn run_script(script: &PathBuf, verb: &str) {
-    let status = Command::new("bash")
+async fn run_script(script: &PathBuf, verb: &str) {
+    let status = tokio::process::Command::new("bash")
         .arg(script)
         .arg(verb)
         .status()
+        .await
         .unwrap_or_else(|e| panic!("running {} {verb}: {e}", script.display()));
     assert!(status.success(), "{} {verb} failed", script.display());
 }
@@ -117,6 +139,13 @@ async fn init_stack() -> Stack {
         std::env::var("KAFKA_BOOTSTRAP_SERVERS").ok(),
         std::env::var("SCHEMA_REGISTRY_URL").ok(),
     );
+    match &from_env {
+        (Some(_), None) | (None, Some(_)) => panic!(
+            "set both KAFKA_BOOTSTRAP_SERVERS and SCHEMA_REGISTRY_URL, or neither (then a Docker \
+             daemon is used); only one is set"
+        ),
+        _ => {}
+    }
     if let (Some(bootstrap), Some(registry_url)) = from_env {
         let script = repo_root().join("scripts/stack.sh");
         let local = bootstrap == "127.0.0.1:9092" && repo_root().join(".stack/kafka.pid").exists();
@@ -133,7 +162,10 @@ async fn init_stack() -> Stack {
         };
     }
     if docker_available() {
-        return start_containers().await;
+        return docker_runtime()
+            .spawn(start_containers())
+            .await
+            .expect("starting containers");
     }
     panic!(
         "integration tests need a real Kafka broker and schema registry, and found neither \
@@ -183,7 +215,7 @@ async fn start_containers() -> Stack {
         .start()
         .await
         .expect("start the apache/kafka container");
-    let registry = GenericImage::new("apicurio/apicurio-registry", "3.0.9")
+    let registry = GenericImage::new("apicurio/apicurio-registry", "3.3.3")
         .with_wait_for(WaitFor::message_on_stdout("Installed features"))
         .with_exposed_port(ContainerPort::Tcp(8080))
         .with_env_var("APICURIO_STORAGE_KIND", "sql")
@@ -398,9 +430,59 @@ pub async fn consume(topics: &[String], expected: usize, timeout: Duration) -> V
     out
 }
 
-/// Consumes for `quiet` and returns everything seen (for "nothing arrived" assertions).
-pub async fn consume_for(topics: &[String], quiet: Duration) -> Vec<OwnedMessage> {
-    consume(topics, usize::MAX, quiet).await
+/// Reads `topics` from the beginning until a record with header `hookbridge-event-id` equal to
+/// `marker` arrived, then `quiet` longer, and returns everything seen. The marker is sent last,
+/// so anything that should not be there would have arrived before it.
+pub async fn consume_through_marker(
+    topics: &[String],
+    marker: &str,
+    quiet: Duration,
+) -> Vec<OwnedMessage> {
+    let s = stack().await;
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &s.bootstrap)
+        .set("group.id", unique_prefix("group"))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+    consumer.subscribe(&refs).expect("subscribe");
+    let mut out: Vec<OwnedMessage> = Vec::new();
+    let mut deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let mut seen_marker = false;
+    loop {
+        match tokio::time::timeout_at(deadline, consumer.recv()).await {
+            Ok(Ok(m)) => {
+                let m = m.detach();
+                if !seen_marker && header(&m, "hookbridge-event-id") == Some(marker.as_bytes()) {
+                    seen_marker = true;
+                    deadline = tokio::time::Instant::now() + quiet;
+                }
+                out.push(m);
+            }
+            Ok(Err(e)) => panic!("consumer error: {e}"),
+            Err(_) => break,
+        }
+    }
+    assert!(seen_marker, "the marker record never arrived");
+    out
+}
+
+/// The sum of a Prometheus counter over the series carrying these labels (0 when absent).
+pub fn counter_value(metrics: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter(|(series, _)| {
+            series.starts_with(&format!("{name}{{"))
+                && labels
+                    .iter()
+                    .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
+        })
+        .filter_map(|(_, v)| v.parse::<f64>().ok())
+        .sum()
 }
 
 /// Every topic a gateway with this prefix writes to.
