@@ -286,8 +286,28 @@ impl Config {
         }
         let raw: RawConfig = match figment.extract() {
             Ok(raw) => raw,
-            Err(e) => {
-                errors.extend(e.into_iter().map(|e| describe_without_values(&e)));
+            // Deserialisation stops at the first bad value. To report every problem at once,
+            // look at each top-level setting on its own, then check the ones that parsed.
+            Err(first) => {
+                let settings: figment::value::Dict = figment.extract().unwrap_or_default();
+                let mut good = Figment::new();
+                let before = errors.len();
+                for (key, value) in settings {
+                    let single = Figment::from(Serialized::default(&key, value));
+                    match single.extract::<RawConfig>() {
+                        Ok(_) => good = good.merge(single),
+                        Err(e) => errors.extend(e.into_iter().map(|e| describe_without_values(&e))),
+                    }
+                }
+                if errors.len() == before {
+                    errors.extend(first.into_iter().map(|e| describe_without_values(&e)));
+                }
+                match good.extract::<RawConfig>() {
+                    Ok(raw) => {
+                        let _ = raw.check(&mut errors);
+                    }
+                    Err(e) => errors.extend(e.into_iter().map(|e| describe_without_values(&e))),
+                }
                 return Err(ConfigErrors(errors));
             }
         };
@@ -804,6 +824,30 @@ mod tests {
     }
 
     #[test]
+    fn type_errors_and_other_problems_are_reported_together() {
+        let f = toml_file(
+            r#"
+            topic_partitions = "twelve"
+            create_topics = "yes please"
+            log_format = "xml"
+            "#,
+        );
+        let mut e = minimal();
+        e.remove("HOOKBRIDGE_KAFKA_BROKERS");
+        let text = Config::from_sources(Some(f.path()), &e)
+            .expect_err("invalid")
+            .to_string();
+        for needle in [
+            "topic_partitions",
+            "create_topics",
+            "log_format",
+            "kafka_brokers",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from:\n{text}");
+        }
+    }
+
+    #[test]
     fn rejects_overriding_safety_properties_and_unknown_keys() {
         let f = toml_file(
             r#"
@@ -878,6 +922,8 @@ mod tests {
         assert!(text.contains("api_tokens"), "{text}");
         assert!(!text.contains("s3cret"), "{text}");
         assert!(!text.contains("987654321"), "{text}");
+        // Both bad values are reported, not only the first.
+        assert!(text.contains("kafka_properties"), "{text}");
 
         let f = toml_file("api = [\"s3cret-token-value\"\n");
         let text = Config::from_sources(Some(f.path()), &minimal())
