@@ -280,7 +280,7 @@ pub async fn ensure_topics(
         .map(|r| i32::from(r.get()))
         .unwrap_or_else(|| i32::try_from(cluster.brokers.clamp(1, 3)).unwrap_or(1));
     let partitions = i32::try_from(config.topic_partitions.get()).unwrap_or(12);
-    let max_message_bytes = (config.max_record_bytes() + 64 * 1024).to_string();
+    let max_message_bytes = required_topic_message_bytes(config).to_string();
     // With three copies, acks=all should mean "at least two brokers have it".
     let min_insync = if replication >= 3 { "2" } else { "1" };
     let new_topics: Vec<NewTopic<'_>> = missing
@@ -313,6 +313,50 @@ pub async fn ensure_topics(
     } else {
         Err(format!("creating topics failed: {}", errors.join(", ")))
     }
+}
+
+/// The `max.message.bytes` topics need so that a record made from a `max_body_bytes` body fits.
+pub fn required_topic_message_bytes(config: &Config) -> usize {
+    config.max_record_bytes() + 64 * 1024
+}
+
+/// Topics whose `max.message.bytes` (topic setting or broker default) is below what large
+/// bodies need, with their limit. Topics the gateway created are sized right; this catches
+/// topics created by someone else.
+pub async fn undersized_topics(
+    config: &Config,
+    topics: &[TopicName],
+) -> Result<Vec<(String, usize)>, String> {
+    use rdkafka::admin::{OwnedResourceSpecifier, ResourceSpecifier};
+    let admin: AdminClient<DefaultClientContext> = client_config(config)
+        .create()
+        .map_err(|e| format!("cannot create Kafka admin client: {e}"))?;
+    let specifiers: Vec<ResourceSpecifier<'_>> = topics
+        .iter()
+        .map(|t| ResourceSpecifier::Topic(t.as_str()))
+        .collect();
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let results = admin
+        .describe_configs(specifiers.iter(), &opts)
+        .await
+        .map_err(|e| format!("describing topic configs failed: {e}"))?;
+    let required = required_topic_message_bytes(config);
+    let mut small = Vec::new();
+    for resource in results.into_iter().flatten() {
+        let OwnedResourceSpecifier::Topic(name) = &resource.specifier else {
+            continue;
+        };
+        let limit = resource
+            .get("max.message.bytes")
+            .and_then(|e| e.value.as_deref())
+            .and_then(|v| v.parse::<usize>().ok());
+        if let Some(limit) = limit
+            && limit < required
+        {
+            small.push((name.clone(), limit));
+        }
+    }
+    Ok(small)
 }
 
 /// What the readiness probe knows about Kafka, refreshed in the background.

@@ -167,6 +167,19 @@ impl Application {
                 tracing::info!(topics = ?created, "created topics");
             }
         }
+        match kafka::undersized_topics(&config, &all_topics).await {
+            Ok(small) => {
+                for (topic, limit) in small {
+                    tracing::warn!(
+                        topic,
+                        max_message_bytes = limit,
+                        required = kafka::required_topic_message_bytes(&config),
+                        "topic accepts smaller records than large bodies make; such webhooks will get 503 until max.message.bytes is raised"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not check the topics' max.message.bytes"),
+        }
         let topic_names: Vec<String> = all_topics.iter().map(|t| t.to_string()).collect();
         let view = publisher.metadata(Duration::from_secs(5)).await?;
         let missing: Vec<String> = topic_names

@@ -7,3 +7,4 @@ mod outage;
 mod rejection;
 mod shutdown;
 mod support;
+mod topics;

@@ -1,0 +1,77 @@
+//! Topics: created right by the gateway, checked when created by someone else.
+
+use std::time::Duration;
+
+use hookbridge::config::Config;
+use hookbridge::kafka::undersized_topics;
+use hookbridge::sendbird::TopicName;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn created_topics_fit_large_records_and_foreign_ones_are_checked() {
+    let _shared = BROKER_LOCK.read().await;
+
+    // Created by the gateway: sized for large bodies.
+    let app = spawn_app("sized").await;
+    let env = base_env(&app.prefix).await;
+    let config = Config::from_sources(None, &env).expect("valid");
+    let ours = TopicName::parse(&app.topic("group_channel")).expect("topic");
+    assert!(
+        undersized_topics(&config, &[ours])
+            .await
+            .expect("describe")
+            .is_empty()
+    );
+    app.stop().await;
+
+    // Created by someone else with the broker's defaults, and the rest missing.
+    let prefix = unique_prefix("foreign");
+    let mut env = base_env(&prefix).await;
+    env.insert("HOOKBRIDGE_CREATE_TOPICS".into(), "false".into());
+    let foreign = format!("{prefix}group_channel");
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", &stack().await.bootstrap)
+        .create()
+        .expect("admin");
+    let created = admin
+        .create_topics(
+            &[NewTopic::new(&foreign, 1, TopicReplication::Fixed(1))],
+            &AdminOptions::new(),
+        )
+        .await
+        .expect("create topic");
+    assert!(created[0].is_ok(), "{created:?}");
+    let config = Config::from_sources(None, &env).expect("valid");
+    let small = undersized_topics(&config, &[TopicName::parse(&foreign).expect("topic")])
+        .await
+        .expect("describe");
+    assert_eq!(small.len(), 1, "{small:?}");
+    assert!(small[0].1 < 2 * 1024 * 1024, "{small:?}");
+
+    // The gateway starts but is not ready while its topics are missing.
+    let app = spawn_app_with(&prefix, env, None).await;
+    let response = app
+        .client
+        .get(format!("http://{}/readyz", app.admin))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(response.status(), 503);
+    let text = response.text().await.expect("body");
+    assert!(
+        text.contains("topics missing") && text.contains(&format!("{prefix}user")),
+        "{text}"
+    );
+    let live = app
+        .client
+        .get(format!("http://{}/livez", app.admin))
+        .send()
+        .await
+        .expect("livez");
+    assert_eq!(live.status(), 200);
+}
