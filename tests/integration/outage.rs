@@ -114,3 +114,69 @@ async fn a_stopped_broker_makes_the_gateway_answer_503_never_200() {
             .all(|m| m.topic() == app.topic("group_channel"))
     );
 }
+
+#[tokio::test]
+async fn a_channels_events_keep_their_order_while_many_wait_on_a_stalled_broker() {
+    let _exclusive = BROKER_LOCK.write().await;
+    let stack = stack().await;
+    let app = std::sync::Arc::new(spawn_app("stall").await);
+    let channel = "sendbird_group_channel_stall";
+    let body = |i: usize| {
+        format!(
+            r#"{{"category":"group_channel:message_send","app_id":"{APP_ID}","channel":{{"channel_url":"{channel}"}},"payload":{{"message_id":{i},"message":"m{i}"}}}}"#
+        )
+        .into_bytes()
+    };
+    assert_eq!(app.post_signed(&body(0)).await.status(), 200, "warm-up");
+
+    // With the broker frozen, every request below is in flight at once; they start 40 ms
+    // apart, so they are produced in order and must be stored in that order.
+    stack.freeze_broker(true).await;
+    let n = 20;
+    let mut tasks = Vec::new();
+    for i in 1..=n {
+        let app = app.clone();
+        let b = body(i);
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(40 * i as u64)).await;
+            app.post_signed(&b).await.status().as_u16()
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(40 * n as u64 + 500)).await;
+    stack.freeze_broker(false).await;
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.expect("task"));
+    }
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+
+    let records = consume(
+        &[app.topic("group_channel")],
+        n + 1,
+        Duration::from_secs(30),
+    )
+    .await;
+    let mut ids = Vec::new();
+    for m in &records {
+        let record = decode(m.payload().expect("value")).await;
+        let Some(apache_avro::types::Value::Union(1, message)) = record.get("message") else {
+            panic!("message record")
+        };
+        let apache_avro::types::Value::Record(fields) = message.as_ref() else {
+            panic!("record")
+        };
+        let id = fields
+            .iter()
+            .find(|(k, _)| k == "message_id")
+            .map(|(_, v)| unwrap_union(v));
+        let Some(apache_avro::types::Value::Long(id)) = id else {
+            panic!("message_id")
+        };
+        ids.push(*id);
+    }
+    assert_eq!(
+        ids,
+        (0..=n as i64).collect::<Vec<_>>(),
+        "stored in the order produced"
+    );
+}

@@ -89,6 +89,34 @@ impl Stack {
         }
     }
 
+    /// Freezes the broker process (SIGSTOP, or a paused container): connections stay open and
+    /// requests simply wait, as with a broker stuck in a long GC pause.
+    pub async fn freeze_broker(&'static self, frozen: bool) {
+        match &self.control {
+            BrokerControl::LocalStack(_) => {
+                let pid_file = repo_root().join(".stack/kafka.pid");
+                let pid = std::fs::read_to_string(&pid_file).expect("kafka.pid");
+                let signal = if frozen { "-STOP" } else { "-CONT" };
+                let status = tokio::process::Command::new("kill")
+                    .args([signal, pid.trim()])
+                    .status()
+                    .await
+                    .expect("kill");
+                assert!(status.success(), "kill {signal} {}", pid.trim());
+            }
+            BrokerControl::Container => {
+                if frozen {
+                    self.stop_broker().await;
+                } else {
+                    self.start_broker().await;
+                }
+            }
+            BrokerControl::None => panic!(
+                "this test freezes the broker, which it can only do for the local stack or testcontainers"
+            ),
+        }
+    }
+
     pub async fn start_broker(&'static self) {
         match &self.control {
             BrokerControl::LocalStack(script) => run_script(script, "kafka-start").await,
