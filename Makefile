@@ -99,7 +99,8 @@ test: deps stack-up venv
 	bash scripts/check-deploy.sh
 
 bench: stack-up
-	cargo run --locked --release --example loadgen
+	cargo build --locked --release --bins --examples
+	HOOKBRIDGE_BIN=target/release/hookbridge ./target/release/examples/loadgen
 
 clean:
 	cargo clean
