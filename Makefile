@@ -49,27 +49,7 @@ dev.env:
 	echo "created dev.env with a random development API token"
 
 run: deps stack-up build dev.env
-	@set -a; source ./dev.env; set +a
-	cat <<-MSG
-
-	hookbridge is starting on http://127.0.0.1:8080 (admin: http://127.0.0.1:9090/readyz, /metrics).
-	In another shell, send a signed sample webhook:
-
-	  set -a; source ./dev.env; set +a
-	  BODY=tests/fixtures/sendbird/group_channel__message_send.json
-	  curl -sS http://127.0.0.1:8080/webhooks/sendbird --data-binary @\$$BODY \\
-	    -H "content-type: application/json" \\
-	    -H "x-sendbird-signature: \$$(./target/debug/hookbridge sign --token-env HOOKBRIDGE_SENDBIRD_API_TOKENS \$$BODY)"
-
-	and read it back, decoded with the schema registry:
-
-	  make consume TOPIC=sendbird.group_channel
-
-	Logs of the stack: .stack/logs/kafka.log and .stack/logs/registry.log. Ctrl-C stops the gateway;
-	make stack-down stops Kafka and the registry.
-
-	MSG
-	HOOKBRIDGE_CONFIG=config/dev.toml exec ./target/debug/hookbridge serve
+	@bash scripts/run-dev.sh
 
 consume: venv
 	@.venv/bin/python scripts/consume.py $(TOPIC) --from-beginning
