@@ -432,20 +432,24 @@ pub async fn spawn_app_with(
     }
 }
 
-/// Reads every record of `topics` from the beginning until `expected` arrived or `timeout`
-/// passed (then returns what it has, so the caller's assertion explains the difference).
-pub async fn consume(topics: &[String], expected: usize, timeout: Duration) -> Vec<OwnedMessage> {
-    let s = stack().await;
+/// A consumer in a group of its own, reading `topics` from the beginning.
+async fn subscribe_from_start(topics: &[String]) -> StreamConsumer {
     let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &s.bootstrap)
+        .set("bootstrap.servers", &stack().await.bootstrap)
         .set("group.id", unique_prefix("group"))
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
         .create()
         .expect("consumer");
     let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&refs).expect("subscribe");
+    consumer
+}
+
+/// Reads every record of `topics` from the beginning until `expected` arrived or `timeout`
+/// passed (then returns what it has, so the caller's assertion explains the difference).
+pub async fn consume(topics: &[String], expected: usize, timeout: Duration) -> Vec<OwnedMessage> {
+    let consumer = subscribe_from_start(topics).await;
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + timeout;
     while out.len() < expected {
@@ -466,16 +470,7 @@ pub async fn consume_through_marker(
     marker: &str,
     quiet: Duration,
 ) -> Vec<OwnedMessage> {
-    let s = stack().await;
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &s.bootstrap)
-        .set("group.id", unique_prefix("group"))
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let refs: Vec<&str> = topics.iter().map(String::as_str).collect();
-    consumer.subscribe(&refs).expect("subscribe");
+    let consumer = subscribe_from_start(topics).await;
     let mut out: Vec<OwnedMessage> = Vec::new();
     let mut deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let mut seen_marker = false;
