@@ -98,8 +98,12 @@ pub enum LogFormat {
 #[derive(Clone, Debug)]
 pub struct AppConfig {
     pub app_id: AppId,
-    /// Every token accepted for this app; more than one while rotating.
+    /// Every token accepted for this app at start-up; more than one while rotating.
     pub api_tokens: Vec<ApiToken>,
+    /// The tokens given inline (file or environment), kept when the tokens file is re-read.
+    pub inline_tokens: Vec<ApiToken>,
+    /// A mounted secret re-read every `tokens_reload_interval`, so rotation needs no restart.
+    pub api_tokens_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -132,6 +136,7 @@ pub struct Config {
     pub topic_partitions: NonZeroU32,
     pub topic_replication_factor: Option<NonZeroU16>,
     pub auto_register_schemas: bool,
+    pub tokens_reload_interval: Duration,
     pub apps: Vec<AppConfig>,
     pub routes: Vec<RouteOverride>,
     /// Extra librdkafka properties; values may be secrets (SASL passwords), hence `Secret`.
@@ -160,6 +165,7 @@ struct RawConfig {
     topic_partitions: Option<u64>,
     topic_replication_factor: Option<u64>,
     auto_register_schemas: Option<bool>,
+    tokens_reload_interval: Option<String>,
     sendbird_app_id: Option<String>,
     sendbird_api_tokens: Option<String>,
     apps: Vec<RawApp>,
@@ -212,6 +218,7 @@ const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("topic_partitions", EnvKind::Integer),
     ("topic_replication_factor", EnvKind::Integer),
     ("auto_register_schemas", EnvKind::Boolean),
+    ("tokens_reload_interval", EnvKind::Text),
     ("sendbird_app_id", EnvKind::Text),
     ("sendbird_api_tokens", EnvKind::Text),
 ];
@@ -431,6 +438,17 @@ fn token_lines(text: &str) -> impl Iterator<Item = &str> {
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
 }
 
+/// Reads a tokens file (at start-up and on every reload). The error names the file and the
+/// line's position, never a token.
+pub fn read_tokens_file(path: &Path) -> Result<Vec<ApiToken>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    token_lines(&text)
+        .enumerate()
+        .map(|(i, line)| ApiToken::parse(line).map_err(|why| format!("token #{}: {why}", i + 1)))
+        .collect()
+}
+
 impl RawConfig {
     fn check(self, errors: &mut Vec<String>) -> Option<Config> {
         let http_addr = parse_addr(
@@ -561,6 +579,15 @@ impl RawConfig {
             ));
         }
 
+        let tokens_reload_interval = parse_duration(
+            "tokens_reload_interval (HOOKBRIDGE_TOKENS_RELOAD_INTERVAL)",
+            self.tokens_reload_interval.as_deref().unwrap_or("10s"),
+            errors,
+        );
+        if tokens_reload_interval.is_some_and(|d| d < Duration::from_millis(100)) {
+            errors.push("tokens_reload_interval (HOOKBRIDGE_TOKENS_RELOAD_INTERVAL): must be at least 100ms".into());
+        }
+
         let max_in_flight = match self.max_in_flight.unwrap_or(1024) {
             n @ 1..=1_000_000 => usize::try_from(n).ok().and_then(NonZeroUsize::new),
             n => {
@@ -667,6 +694,7 @@ impl RawConfig {
             topic_partitions: topic_partitions?,
             topic_replication_factor,
             auto_register_schemas: self.auto_register_schemas.unwrap_or(true),
+            tokens_reload_interval: tokens_reload_interval?,
             apps,
             routes,
             kafka_properties,
@@ -695,15 +723,16 @@ fn check_apps(
             errors.push(format!("{setting}.app_id: {app_id} is configured twice"));
             continue;
         }
-        let mut tokens = check_tokens(
+        let inline_tokens = check_tokens(
             &format!("{setting}.api_tokens"),
             raw.api_tokens.iter().map(String::as_str),
             errors,
         );
+        let mut tokens = inline_tokens.clone();
         if let Some(path) = &raw.api_tokens_file {
-            let file_setting = format!("{setting}.api_tokens_file");
-            if let Some(text) = read_secret_file(&file_setting, path, errors) {
-                tokens.extend(check_tokens(&file_setting, token_lines(&text), errors));
+            match read_tokens_file(path) {
+                Ok(from_file) => tokens.extend(from_file),
+                Err(why) => errors.push(format!("{setting}.api_tokens_file: {why}")),
             }
         }
         if tokens.is_empty() {
@@ -714,6 +743,8 @@ fn check_apps(
         apps.push(AppConfig {
             app_id,
             api_tokens: tokens,
+            inline_tokens,
+            api_tokens_file: raw.api_tokens_file,
         });
     }
 
@@ -733,7 +764,9 @@ fn check_apps(
                 apps.retain(|a| a.app_id != app_id);
                 apps.push(AppConfig {
                     app_id,
+                    inline_tokens: tokens.clone(),
                     api_tokens: tokens,
+                    api_tokens_file: None,
                 });
             }
             Err(why) => errors.push(format!("HOOKBRIDGE_SENDBIRD_APP_ID: {why}")),

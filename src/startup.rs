@@ -246,12 +246,28 @@ impl Application {
         telemetry::spawn_metrics_upkeep();
         let webhook = WebhookState::new(config, router, encoder, schema_ids, publisher.clone())
             .map_err(anyhow::Error::msg)?;
+        let watched: Vec<_> = config
+            .apps
+            .iter()
+            .filter_map(|a| {
+                let path = a.api_tokens_file.clone()?;
+                let set = webhook.token_set(&a.app_id)?;
+                Some((a.app_id.clone(), a.inline_tokens.clone(), path, set))
+            })
+            .collect();
+        let mut background = Vec::new();
+        if !watched.is_empty() {
+            background.push(tokio::spawn(crate::verify::watch_token_files(
+                watched,
+                config.tokens_reload_interval,
+            )));
+        }
         Ok(Application {
             http,
             admin,
             webhook: Arc::new(webhook),
             publisher,
-            background: Vec::new(),
+            background,
             shutdown_timeout: config.shutdown_timeout,
         })
     }

@@ -104,6 +104,73 @@ pub fn verify_signature(
     }
 }
 
+/// The tokens an app accepts now. Swapped whole when a mounted tokens file changes, so a
+/// request sees either the old set or the new one.
+#[derive(Debug)]
+pub struct TokenSet(std::sync::RwLock<std::sync::Arc<[ApiToken]>>);
+
+impl TokenSet {
+    pub fn new(tokens: Vec<ApiToken>) -> Self {
+        TokenSet(std::sync::RwLock::new(tokens.into()))
+    }
+
+    pub fn current(&self) -> std::sync::Arc<[ApiToken]> {
+        match self.0.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Replaces the set; `true` when it changed.
+    pub fn replace(&self, tokens: Vec<ApiToken>) -> bool {
+        let mut guard = match self.0.write() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if guard[..] == tokens[..] {
+            return false;
+        }
+        *guard = tokens.into();
+        true
+    }
+}
+
+/// Re-reads each app's tokens file every `interval`. A file that cannot be read or holds no
+/// valid token leaves the current set in place (a half-written Secret must not lock senders out).
+pub async fn watch_token_files(
+    apps: Vec<(
+        AppId,
+        Vec<ApiToken>,
+        std::path::PathBuf,
+        std::sync::Arc<TokenSet>,
+    )>,
+    interval: std::time::Duration,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        for (app_id, inline, path, set) in &apps {
+            match crate::config::read_tokens_file(path) {
+                Ok(from_file) if !from_file.is_empty() || !inline.is_empty() => {
+                    let tokens: Vec<ApiToken> = inline.iter().cloned().chain(from_file).collect();
+                    let count = tokens.len();
+                    if set.replace(tokens) {
+                        tracing::info!(app_id = %app_id, tokens = count, "API tokens reloaded");
+                    }
+                }
+                Ok(_) => {
+                    tracing::warn!(app_id = %app_id, "tokens file holds no token; keeping the current ones")
+                }
+                Err(why) => {
+                    tracing::warn!(app_id = %app_id, error = why, "cannot reload API tokens; keeping the current ones")
+                }
+            }
+        }
+    }
+}
+
 /// A body whose signature checked out for `app_id`, with what is derived from its bytes.
 #[derive(Debug, Clone)]
 pub struct VerifiedWebhook {

@@ -28,7 +28,7 @@ use crate::kafka::{OutRecord, PublishError, Publisher};
 use crate::sendbird::{Family, Router as TopicRouter, SendbirdEvent, TopicName};
 use crate::telemetry;
 use crate::verify::{
-    ApiToken, FALLBACK_SIGNATURE_HEADER, SIGNATURE_HEADER, SignatureError, VerifiedWebhook,
+    FALLBACK_SIGNATURE_HEADER, SIGNATURE_HEADER, SignatureError, TokenSet, VerifiedWebhook,
 };
 
 pub const HEADER_EVENT_ID: &str = "hookbridge-event-id";
@@ -40,7 +40,7 @@ pub const SOURCE: &str = "sendbird";
 
 /// Everything a webhook request needs, shared by all requests.
 pub struct WebhookState {
-    apps: HashMap<String, (AppId, Vec<ApiToken>)>,
+    apps: HashMap<String, (AppId, Arc<TokenSet>)>,
     single_app: Option<String>,
     router: TopicRouter,
     encoder: EventEncoder,
@@ -75,7 +75,10 @@ impl WebhookState {
                 .map(|a| {
                     (
                         a.app_id.as_str().to_owned(),
-                        (a.app_id.clone(), a.api_tokens.clone()),
+                        (
+                            a.app_id.clone(),
+                            Arc::new(TokenSet::new(a.api_tokens.clone())),
+                        ),
                     )
                 })
                 .collect(),
@@ -89,6 +92,13 @@ impl WebhookState {
             publish_timeout: config.publish_timeout,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.get())),
         })
+    }
+}
+
+impl WebhookState {
+    /// The live token set of each app, for the tokens-file watcher.
+    pub fn token_set(&self, app_id: &AppId) -> Option<Arc<TokenSet>> {
+        self.apps.get(app_id.as_str()).map(|(_, set)| set.clone())
     }
 }
 
@@ -241,8 +251,9 @@ async fn process(
             ApiError::BodyTimeout
         })??;
 
-    let webhook = VerifiedWebhook::verify(app_id, tokens, body, signature, received_at_ms)
-        .map_err(unauthorized)?;
+    let webhook =
+        VerifiedWebhook::verify(app_id, &tokens.current(), body, signature, received_at_ms)
+            .map_err(unauthorized)?;
     let span = tracing::Span::current();
     span.record("event_id", webhook.event_id());
 

@@ -384,3 +384,62 @@ fn sign_prints_the_signature_a_sender_would_send_and_refuses_token_lists() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_rotated_tokens_file_takes_effect_without_a_restart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let tokens = dir.path().join("tokens");
+    std::fs::write(&tokens, "old-token\n").expect("write tokens");
+    let toml = format!(
+        "[[apps]]\napp_id = \"APP-R\"\napi_tokens_file = \"{}\"\n",
+        tokens.display()
+    );
+    let gate = Arc::new(Semaphore::new(100));
+    let app = start_with(
+        Script::Hold(gate),
+        &[("HOOKBRIDGE_TOKENS_RELOAD_INTERVAL", "100ms")],
+        Some(&toml),
+    )
+    .await;
+    let body = br#"{"category":"group_channel:join","channel":{"channel_url":"c"}}"#.to_vec();
+    let post = |token: &'static str| {
+        let sig = hookbridge::verify::ApiToken::parse(token)
+            .expect("token")
+            .sign(&body);
+        app.client
+            .post(&app.base)
+            .header("x-sendbird-signature", sig)
+            .body(body.clone())
+            .send()
+    };
+    assert_eq!(post("old-token").await.expect("req").status(), 200);
+    assert_eq!(post("new-token").await.expect("req").status(), 401);
+
+    // Kubernetes updates a mounted Secret in place; the new token is accepted soon after.
+    std::fs::write(&tokens, "old-token\nnew-token\n").expect("rotate");
+    let mut accepted = false;
+    for _ in 0..30 {
+        if post("new-token").await.expect("req").status() == 200 {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(accepted, "new token accepted without a restart");
+    assert_eq!(post("old-token").await.expect("req").status(), 200);
+
+    // A file caught half-written (empty, or holding junk) keeps the current tokens.
+    std::fs::write(&tokens, "").expect("truncate");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(post("new-token").await.expect("req").status(), 200);
+    std::fs::write(&tokens, "new-token\n").expect("retire old");
+    let mut retired = false;
+    for _ in 0..30 {
+        if post("old-token").await.expect("req").status() == 401 {
+            retired = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(retired, "old token refused once removed from the file");
+}
