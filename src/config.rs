@@ -296,24 +296,35 @@ impl Config {
             // Deserialisation stops at the first bad value. To report every problem at once,
             // look at each top-level setting on its own, then check the ones that parsed.
             Err(first) => {
-                let settings: figment::value::Dict = figment.extract().unwrap_or_default();
+                // A file that does not parse as TOML: that is the one problem to report.
+                let Ok(settings) = figment.extract::<figment::value::Dict>() else {
+                    errors.extend(first.into_iter().map(|e| describe_without_values(&e)));
+                    return Err(ConfigErrors(errors));
+                };
                 let mut good = Figment::new();
-                let before = errors.len();
+                let mut failed = Vec::new();
                 for (key, value) in settings {
                     let single = Figment::from(Serialized::default(&key, value));
                     match single.extract::<RawConfig>() {
                         Ok(_) => good = good.merge(single),
-                        Err(e) => errors.extend(e.into_iter().map(|e| describe_without_values(&e))),
+                        Err(e) => {
+                            errors.extend(e.into_iter().map(|e| describe_without_values(&e)));
+                            failed.push(key);
+                        }
                     }
                 }
-                if errors.len() == before {
+                if failed.is_empty() {
                     errors.extend(first.into_iter().map(|e| describe_without_values(&e)));
                 }
-                match good.extract::<RawConfig>() {
-                    Ok(raw) => {
-                        let _ = raw.check(&mut errors);
-                    }
-                    Err(e) => errors.extend(e.into_iter().map(|e| describe_without_values(&e))),
+                // Check the rest too, leaving out what only follows from a setting already
+                // reported ("required", or compared with a default the user did not choose).
+                if let Ok(raw) = good.extract::<RawConfig>() {
+                    let mut rest = Vec::new();
+                    let _ = raw.check(&mut rest);
+                    errors.extend(
+                        rest.into_iter()
+                            .filter(|e| !failed.iter().any(|k| e.contains(k.as_str()))),
+                    );
                 }
                 return Err(ConfigErrors(errors));
             }
@@ -334,11 +345,13 @@ impl Config {
     }
 
     /// The largest record value the gateway produces: an Avro record holds the raw body plus
-    /// typed copies of parts of it, at most once each except the acting user (also `sender`),
-    /// so three times the body bounds it. Producer and created topics are sized from this;
-    /// a record that would still exceed it is dead-lettered as raw bytes instead.
+    /// typed copies of parts of it (the acting user twice, as `sender` and `actor`), and Avro
+    /// adds a byte per absent optional field, which for JSON of empty objects (`{}` is two bytes
+    /// for nine null fields) can exceed the body again: four times the body bounds it.
+    /// Producer and created topics are sized from this; a record that would still exceed it
+    /// is dead-lettered as raw bytes instead.
     pub fn max_record_bytes(&self) -> usize {
-        (self.max_body_bytes.get() * 3 + 64 * 1024).max(1_000_000)
+        self.max_body_bytes.get() * 4 + 64 * 1024
     }
 }
 
@@ -383,7 +396,11 @@ fn describe_without_values(e: &figment::Error) -> String {
 
 fn parse_duration(setting: &str, value: &str, errors: &mut Vec<String>) -> Option<Duration> {
     match humantime::parse_duration(value) {
-        Ok(d) => Some(d),
+        Ok(d) if d <= Duration::from_secs(3600) => Some(d),
+        Ok(_) => {
+            errors.push(format!("{setting}: must be at most 1h (got {value:?})"));
+            None
+        }
         Err(e) => {
             errors.push(format!(
                 "{setting}: {e} (got {value:?}; write e.g. \"4s\" or \"1500ms\")"
@@ -443,10 +460,19 @@ fn token_lines(text: &str) -> impl Iterator<Item = &str> {
 pub fn read_tokens_file(path: &Path) -> Result<Vec<ApiToken>, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    token_lines(&text)
-        .enumerate()
-        .map(|(i, line)| ApiToken::parse(line).map_err(|why| format!("token #{}: {why}", i + 1)))
-        .collect()
+    let mut tokens = Vec::new();
+    let mut problems = Vec::new();
+    for (i, line) in token_lines(&text).enumerate() {
+        match ApiToken::parse(line) {
+            Ok(t) => tokens.push(t),
+            Err(why) => problems.push(format!("token #{}: {why}", i + 1)),
+        }
+    }
+    if problems.is_empty() {
+        Ok(tokens)
+    } else {
+        Err(problems.join("; "))
+    }
 }
 
 impl RawConfig {
@@ -495,9 +521,10 @@ impl RawConfig {
                 Some(u.trim_end_matches('/').to_owned())
             }
             Some(u) if !u.is_empty() => {
-                errors.push(format!(
-                    "schema_registry_url (HOOKBRIDGE_SCHEMA_REGISTRY_URL): {u:?} must start with http:// or https://"
-                ));
+                // Not echoed: a malformed URL may still carry credentials.
+                errors.push(
+                    "schema_registry_url (HOOKBRIDGE_SCHEMA_REGISTRY_URL): must start with http:// or https://".into(),
+                );
                 None
             }
             _ => {
@@ -760,8 +787,11 @@ fn check_apps(
                 if tokens.is_empty() {
                     errors.push("HOOKBRIDGE_SENDBIRD_API_TOKENS: no token given".into());
                 }
-                // The environment wins over the file for the same app (a Secret beats a ConfigMap).
-                apps.retain(|a| a.app_id != app_id);
+                if apps.iter().any(|a| a.app_id == app_id) {
+                    errors.push(format!(
+                        "HOOKBRIDGE_SENDBIRD_APP_ID: app {app_id} is also configured in [[apps]]; configure each app in one place"
+                    ));
+                }
                 apps.push(AppConfig {
                     app_id,
                     inline_tokens: tokens.clone(),
@@ -878,6 +908,13 @@ mod tests {
         ] {
             assert!(text.contains(needle), "{needle} missing from:\n{text}");
         }
+        // A badly typed setting is reported once, not also as "required" or against defaults.
+        let f = toml_file("publish_timeout = 2\nshutdown_timeout = \"4s\"\n");
+        let text = Config::from_sources(Some(f.path()), &minimal())
+            .expect_err("invalid")
+            .to_string();
+        assert_eq!(text.matches("publish_timeout").count(), 1, "{text}");
+        assert!(!text.contains("shutdown_timeout"), "{text}");
     }
 
     #[test]
@@ -964,6 +1001,9 @@ mod tests {
             .to_string();
         assert!(!text.contains("s3cret"), "{text}");
         assert!(text.contains("line"), "{text}");
+        // Only the syntax error: the environment did set the required settings.
+        assert!(!text.contains("kafka_brokers"), "{text}");
+        assert!(!text.contains("apps"), "{text}");
     }
 
     #[test]

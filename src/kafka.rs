@@ -320,13 +320,22 @@ pub fn required_topic_message_bytes(config: &Config) -> usize {
     config.max_record_bytes() + 64 * 1024
 }
 
+/// What [`undersized_topics`] found.
+#[derive(Debug, Default)]
+pub struct TopicSizes {
+    /// Topics whose limit is below what large bodies need, with that limit.
+    pub too_small: Vec<(String, usize)>,
+    /// Topics that could not be described (missing, or no DescribeConfigs permission), with why.
+    pub unchecked: Vec<String>,
+}
+
 /// Topics whose `max.message.bytes` (topic setting or broker default) is below what large
 /// bodies need, with their limit. Topics the gateway created are sized right; this catches
 /// topics created by someone else.
 pub async fn undersized_topics(
     config: &Config,
     topics: &[TopicName],
-) -> Result<Vec<(String, usize)>, String> {
+) -> Result<TopicSizes, String> {
     use rdkafka::admin::{OwnedResourceSpecifier, ResourceSpecifier};
     let admin: AdminClient<DefaultClientContext> = client_config(config)
         .create()
@@ -341,8 +350,15 @@ pub async fn undersized_topics(
         .await
         .map_err(|e| format!("describing topic configs failed: {e}"))?;
     let required = required_topic_message_bytes(config);
-    let mut small = Vec::new();
-    for resource in results.into_iter().flatten() {
+    let mut sizes = TopicSizes::default();
+    for (topic, result) in topics.iter().zip(results) {
+        let resource = match result {
+            Ok(resource) => resource,
+            Err(code) => {
+                sizes.unchecked.push(format!("{topic}: {code}"));
+                continue;
+            }
+        };
         let OwnedResourceSpecifier::Topic(name) = &resource.specifier else {
             continue;
         };
@@ -350,13 +366,15 @@ pub async fn undersized_topics(
             .get("max.message.bytes")
             .and_then(|e| e.value.as_deref())
             .and_then(|v| v.parse::<usize>().ok());
-        if let Some(limit) = limit
-            && limit < required
-        {
-            small.push((name.clone(), limit));
+        match limit {
+            Some(limit) if limit < required => sizes.too_small.push((name.clone(), limit)),
+            Some(_) => {}
+            None => sizes
+                .unchecked
+                .push(format!("{topic}: no max.message.bytes in the answer")),
         }
     }
-    Ok(small)
+    Ok(sizes)
 }
 
 /// What the readiness probe knows about Kafka, refreshed in the background.

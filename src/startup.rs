@@ -168,8 +168,11 @@ impl Application {
             }
         }
         match kafka::undersized_topics(&config, &all_topics).await {
-            Ok(small) => {
-                for (topic, limit) in small {
+            Ok(sizes) => {
+                for why in sizes.unchecked {
+                    tracing::warn!(topic = why, "could not check the topic's max.message.bytes");
+                }
+                for (topic, limit) in sizes.too_small {
                     tracing::warn!(
                         topic,
                         max_message_bytes = limit,

@@ -21,6 +21,11 @@ pub const IN_FLIGHT: &str = "hookbridge_webhook_in_flight";
 pub const SIGNATURE_FAILURES: &str = "hookbridge_signature_failures_total";
 /// 1 when the last Kafka metadata request succeeded.
 pub const KAFKA_UP: &str = "hookbridge_kafka_up";
+/// Tokens each app accepts now (by `app_id`): check every pod shows the new count before
+/// switching Sendbird to a rotated token.
+pub const API_TOKENS: &str = "hookbridge_api_tokens";
+/// Failed re-reads of a tokens file, by `app_id`.
+pub const TOKEN_RELOAD_FAILURES: &str = "hookbridge_api_token_reload_failures_total";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0,
@@ -86,6 +91,8 @@ fn describe() {
     metrics::describe_gauge!(IN_FLIGHT, "Webhook requests being handled.");
     metrics::describe_counter!(SIGNATURE_FAILURES, "Rejected signatures by reason.");
     metrics::describe_gauge!(KAFKA_UP, "1 when Kafka answered the last metadata request.");
+    metrics::describe_gauge!(API_TOKENS, "API tokens each app accepts now.");
+    metrics::describe_counter!(TOKEN_RELOAD_FAILURES, "Failed re-reads of a tokens file.");
 }
 
 /// Histograms are drained into buckets by upkeep; run it while the process lives.

@@ -137,6 +137,9 @@ impl TokenSet {
 
 /// Re-reads each app's tokens file every `interval`. A file that cannot be read or holds no
 /// valid token leaves the current set in place (a half-written Secret must not lock senders out).
+/// A changed file is installed only once two reads one interval apart agree, so a file caught
+/// mid-write (the old token, then half of the new one) never becomes a key. Kubernetes swaps mounted Secrets atomically;
+/// others should write a new file and rename it into place.
 pub async fn watch_token_files(
     apps: Vec<(
         AppId,
@@ -149,23 +152,36 @@ pub async fn watch_token_files(
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick.tick().await;
+    let mut previous: Vec<Option<Vec<ApiToken>>> = vec![None; apps.len()];
     loop {
         tick.tick().await;
-        for (app_id, inline, path, set) in &apps {
-            match crate::config::read_tokens_file(path) {
-                Ok(from_file) if !from_file.is_empty() || !inline.is_empty() => {
-                    let tokens: Vec<ApiToken> = inline.iter().cloned().chain(from_file).collect();
-                    let count = tokens.len();
-                    if set.replace(tokens) {
-                        tracing::info!(app_id = %app_id, tokens = count, "API tokens reloaded");
-                    }
-                }
+        for ((app_id, inline, path, set), previous) in apps.iter().zip(previous.iter_mut()) {
+            let read = crate::config::read_tokens_file(path);
+            let from_file = match read {
+                Ok(tokens) if !tokens.is_empty() => tokens,
                 Ok(_) => {
-                    tracing::warn!(app_id = %app_id, "tokens file holds no token; keeping the current ones")
+                    tracing::warn!(app_id = %app_id, "tokens file holds no token; keeping the current ones");
+                    *previous = None;
+                    continue;
                 }
                 Err(why) => {
-                    tracing::warn!(app_id = %app_id, error = why, "cannot reload API tokens; keeping the current ones")
+                    tracing::warn!(app_id = %app_id, error = why, "cannot reload API tokens; keeping the current ones");
+                    metrics::counter!(crate::telemetry::TOKEN_RELOAD_FAILURES, "app_id" => app_id.to_string()).increment(1);
+                    *previous = None;
+                    continue;
                 }
+            };
+            let stable = previous.as_ref() == Some(&from_file);
+            *previous = Some(from_file.clone());
+            if !stable {
+                continue;
+            }
+            let tokens: Vec<ApiToken> = inline.iter().cloned().chain(from_file).collect();
+            let count = tokens.len();
+            if set.replace(tokens) {
+                metrics::gauge!(crate::telemetry::API_TOKENS, "app_id" => app_id.to_string())
+                    .set(count as f64);
+                tracing::info!(app_id = %app_id, tokens = count, "API tokens reloaded");
             }
         }
     }

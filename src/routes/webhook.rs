@@ -73,6 +73,8 @@ impl WebhookState {
                 .apps
                 .iter()
                 .map(|a| {
+                    metrics::gauge!(telemetry::API_TOKENS, "app_id" => a.app_id.to_string())
+                        .set(a.api_tokens.len() as f64);
                     (
                         a.app_id.as_str().to_owned(),
                         (
@@ -346,11 +348,14 @@ async fn publish_event(
         },
     );
     // Retrying cannot fix either; keep the authentic bytes for a human instead of losing them.
+    // librdkafka counts key and headers against its limit too.
+    let key_len = route.key.as_ref().map_or(0, String::len);
+    let record_len = |value: &[u8]| value.len() + key_len + 1024;
     let value = match encoded {
-        Ok(value) if value.len() <= state.max_record_bytes => value,
+        Ok(value) if record_len(&value) <= state.max_record_bytes => value,
         Ok(value) => {
             tracing::error!(
-                record_bytes = value.len(),
+                record_bytes = record_len(&value),
                 limit = state.max_record_bytes,
                 "record larger than the producer limit; dead-lettering the raw body"
             );

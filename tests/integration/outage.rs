@@ -115,11 +115,15 @@ async fn a_stopped_broker_makes_the_gateway_answer_503_never_200() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channels_events_keep_their_order_while_many_wait_on_a_stalled_broker() {
     let _exclusive = BROKER_LOCK.write().await;
     let stack = stack().await;
-    let app = std::sync::Arc::new(spawn_app("stall").await);
+    let prefix = unique_prefix("stall");
+    let mut env = base_env(&prefix).await;
+    // The whole stall must fit in one deadline (Sendbird waits 5 s).
+    env.insert("HOOKBRIDGE_PUBLISH_TIMEOUT".into(), "4900ms".into());
+    let app = std::sync::Arc::new(spawn_app_with(&prefix, env, None).await);
     let channel = "sendbird_group_channel_stall";
     let body = |i: usize| {
         format!(
@@ -129,7 +133,7 @@ async fn a_channels_events_keep_their_order_while_many_wait_on_a_stalled_broker(
     };
     assert_eq!(app.post_signed(&body(0)).await.status(), 200, "warm-up");
 
-    // With the broker frozen, every request below is in flight at once; they start 40 ms
+    // With the broker frozen, every request below is in flight at once; they start 60 ms
     // apart, so they are produced in order and must be stored in that order.
     stack.freeze_broker(true).await;
     let n = 20;
@@ -138,11 +142,11 @@ async fn a_channels_events_keep_their_order_while_many_wait_on_a_stalled_broker(
         let app = app.clone();
         let b = body(i);
         tasks.push(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(40 * i as u64)).await;
+            tokio::time::sleep(Duration::from_millis(60 * i as u64)).await;
             app.post_signed(&b).await.status().as_u16()
         }));
     }
-    tokio::time::sleep(Duration::from_millis(40 * n as u64 + 500)).await;
+    tokio::time::sleep(Duration::from_millis(60 * n as u64 + 500)).await;
     stack.freeze_broker(false).await;
     let mut statuses = Vec::new();
     for t in tasks {

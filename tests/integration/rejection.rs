@@ -8,7 +8,8 @@ use crate::support::*;
 
 #[tokio::test]
 async fn forged_requests_reach_no_topic() {
-    let _shared = BROKER_LOCK.read().await;
+    // Exclusive, so the process-wide counters below move only for this test's requests.
+    let _exclusive = BROKER_LOCK.write().await;
     let app = spawn_app("forged").await;
     let body = fixture("group_channel__message_send");
     let good = sign(&body);
@@ -67,11 +68,11 @@ async fn forged_requests_reach_no_topic() {
     assert_eq!(seen.len(), 1, "only the authentic marker reached Kafka");
     assert_eq!(seen[0].topic(), app.topic("user"));
 
-    // Counters are process-wide and other tests run alongside: compare, at least this many.
+    // Counters are process-wide; holding the lock exclusively makes the deltas exact.
     let after = app.metrics().await;
-    assert!(failures(&after, "missing") - failures(&before, "missing") >= 1.0);
-    assert!(failures(&after, "malformed") - failures(&before, "malformed") >= 2.0);
-    assert!(failures(&after, "mismatch") - failures(&before, "mismatch") >= 4.0);
+    assert!(failures(&after, "missing") - failures(&before, "missing") == 1.0);
+    assert!(failures(&after, "malformed") - failures(&before, "malformed") == 2.0);
+    assert!(failures(&after, "mismatch") - failures(&before, "mismatch") == 4.0);
     let unauthorized = |m: &str| {
         counter_value(
             m,
@@ -80,7 +81,7 @@ async fn forged_requests_reach_no_topic() {
         )
     };
     assert!(
-        unauthorized(&after) - unauthorized(&before) >= 7.0,
+        unauthorized(&after) - unauthorized(&before) == 7.0,
         "{after}"
     );
 }
@@ -131,7 +132,8 @@ async fn poison_bodies_go_to_the_dead_letter_topic_byte_for_byte() {
 
 #[tokio::test]
 async fn bad_requests_get_clear_errors_and_write_nothing() {
-    let _shared = BROKER_LOCK.read().await;
+    // Exclusive, so the process-wide counters below move only for this test's requests.
+    let _exclusive = BROKER_LOCK.write().await;
     let prefix = unique_prefix("badreq");
     let mut env = base_env(&prefix).await;
     env.insert("HOOKBRIDGE_MAX_BODY_BYTES".into(), "4096".into());
@@ -198,11 +200,11 @@ async fn bad_requests_get_clear_errors_and_write_nothing() {
     let outcome =
         |m: &str, o: &str| counter_value(m, "hookbridge_webhook_requests_total", &[("outcome", o)]);
     assert!(
-        outcome(&after, "too_large") - outcome(&before, "too_large") >= 2.0,
+        outcome(&after, "too_large") - outcome(&before, "too_large") == 2.0,
         "{after}"
     );
     assert!(
-        outcome(&after, "rejected") - outcome(&before, "rejected") >= 2.0,
+        outcome(&after, "rejected") - outcome(&before, "rejected") == 2.0,
         "{after}"
     );
 }
