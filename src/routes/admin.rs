@@ -53,7 +53,9 @@ async fn livez(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<Arc<AdminState>>) -> impl IntoResponse {
-    // Schema ids are resolved before the listener starts, so only Kafka and draining can fail.
+    // Before start-up finished nothing has recorded a Kafka answer yet, so this is 503 then too.
+    // The webhook listener is bound by then: connections made once this says 200 wait in its
+    // backlog until it serves, they are not refused.
     let verdict = if state.draining.load(Ordering::SeqCst) {
         Err("draining".to_owned())
     } else {
