@@ -51,7 +51,7 @@ CONSUME_TIMEOUT_S = 60
 
 CHANNEL_URL = "sendbird_group_channel_123"
 
-# Bodies as Sendbird writes them: compact JSON, "/" escaped as "\/", non-ASCII as \uXXXX.
+# Bodies as Sendbird writes them: compact JSON, "/" escaped as "\/", non-ASCII as \u escapes such as \u00e9.
 # (Raw strings: the backslashes are part of the bytes on the wire.)
 MESSAGE_SEND_BODY = (
     r'{"category":"group_channel:message_send",'
