@@ -77,19 +77,25 @@ impl SignatureError {
     }
 }
 
+/// The 32 bytes of a signature header: present and 64 hex digits. The handler calls this
+/// before reading the body, so a request without a usable signature is refused early.
+pub fn decode_signature(signature: Option<&[u8]>) -> Result<[u8; 32], SignatureError> {
+    let signature = signature.ok_or(SignatureError::Missing)?.trim_ascii();
+    if signature.len() != 64 {
+        return Err(SignatureError::Malformed);
+    }
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(signature, &mut bytes).map_err(|_| SignatureError::Malformed)?;
+    Ok(bytes)
+}
+
 /// Checks `signature` (hex, as sent) against every token; comparison is constant-time.
 pub fn verify_signature(
     tokens: &[ApiToken],
     body: &[u8],
     signature: Option<&[u8]>,
 ) -> Result<(), SignatureError> {
-    let signature = signature.ok_or(SignatureError::Missing)?;
-    let signature = signature.trim_ascii();
-    if signature.len() != 64 {
-        return Err(SignatureError::Malformed);
-    }
-    let mut expected = [0u8; 32];
-    hex::decode_to_slice(signature, &mut expected).map_err(|_| SignatureError::Malformed)?;
+    let expected = decode_signature(signature)?;
     // Every token is tried, so the time taken does not tell which one (if any) matched.
     let mut matched = false;
     for token in tokens {
@@ -156,7 +162,11 @@ pub async fn watch_token_files(
     loop {
         tick.tick().await;
         for ((app_id, inline, path, set), previous) in apps.iter().zip(previous.iter_mut()) {
-            let read = crate::config::read_tokens_file(path);
+            // File reads block; keep them off the runtime's worker threads.
+            let file = path.clone();
+            let read = tokio::task::spawn_blocking(move || crate::config::read_tokens_file(&file))
+                .await
+                .unwrap_or_else(|e| Err(format!("reading task failed: {e}")));
             let from_file = match read {
                 Ok(tokens) if !tokens.is_empty() => tokens,
                 Ok(_) => {

@@ -25,10 +25,11 @@ use crate::avro::{EventEncoder, EventRecord};
 use crate::config::{AppId, Config};
 use crate::error::ApiError;
 use crate::kafka::{OutRecord, PublishError, Publisher};
-use crate::sendbird::{Family, Router as TopicRouter, SendbirdEvent, TopicName};
+use crate::sendbird::{Family, PoisonReason, Router as TopicRouter, SendbirdEvent, TopicName};
 use crate::telemetry;
 use crate::verify::{
     FALLBACK_SIGNATURE_HEADER, SIGNATURE_HEADER, SignatureError, TokenSet, VerifiedWebhook,
+    decode_signature,
 };
 
 pub const HEADER_EVENT_ID: &str = "hookbridge-event-id";
@@ -241,7 +242,7 @@ async fn process(
         ApiError::Unauthorized
     };
     // A request without a usable signature is refused before its body is read.
-    check_signature_format(signature).map_err(unauthorized)?;
+    decode_signature(signature).map_err(unauthorized)?;
 
     // The whole request, body included, must fit in the deadline: a body trickling in must not
     // hold an in-flight slot for longer, and must leave time to publish.
@@ -259,13 +260,17 @@ async fn process(
     let span = tracing::Span::current();
     span.record("event_id", webhook.event_id());
 
-    match SendbirdEvent::parse(webhook.body()) {
-        Ok(event) => {
+    // UTF-8 is checked once here; the text serves both the parse and the record's raw_body.
+    let parsed = std::str::from_utf8(webhook.body())
+        .map_err(|_| PoisonReason::NotUtf8)
+        .and_then(|text| Ok((text, SendbirdEvent::parse_str(text)?)));
+    match parsed {
+        Ok((raw_body, event)) => {
             span.record("category", event.category.as_str());
             let f = Family::of(&event.category);
             span.record("family", f.label());
             *family = Some(f);
-            publish_event(state, &webhook, &event, deadline).await
+            publish_event(state, &webhook, raw_body, &event, deadline).await
         }
         Err(reason) => {
             *family = None;
@@ -275,16 +280,6 @@ async fn process(
             );
             dead_letter(state, &webhook, reason.code(), deadline).await
         }
-    }
-}
-
-/// Present and 64 hex digits; whether it matches is decided on the body.
-fn check_signature_format(signature: Option<&[u8]>) -> Result<(), SignatureError> {
-    let sig = signature.ok_or(SignatureError::Missing)?.trim_ascii();
-    if sig.len() == 64 && sig.iter().all(u8::is_ascii_hexdigit) {
-        Ok(())
-    } else {
-        Err(SignatureError::Malformed)
     }
 }
 
@@ -317,6 +312,7 @@ fn common_headers(webhook: &VerifiedWebhook) -> Vec<(&'static str, Vec<u8>)> {
 async fn publish_event(
     state: &WebhookState,
     webhook: &VerifiedWebhook,
+    raw_body: &str,
     event: &SendbirdEvent,
     deadline: Instant,
 ) -> Result<Accepted, ApiError> {
@@ -336,7 +332,6 @@ async fn publish_event(
         .schema_ids
         .get(route.topic)
         .ok_or(ApiError::Internal)?;
-    let raw_body = std::str::from_utf8(webhook.body()).map_err(|_| ApiError::Internal)?;
     let encoded = state.encoder.encode(
         schema_id,
         &EventRecord {

@@ -307,8 +307,14 @@ fn normalise_millis(value: i64) -> i64 {
 impl SendbirdEvent {
     /// Parses the raw body. Errors only for poison: not UTF-8, not a JSON object, no category.
     pub fn parse(body: &[u8]) -> Result<SendbirdEvent, PoisonReason> {
-        std::str::from_utf8(body).map_err(|_| PoisonReason::NotUtf8)?;
-        let root: Value = serde_json::from_slice(body).map_err(|_| PoisonReason::NotJson)?;
+        let text = std::str::from_utf8(body).map_err(|_| PoisonReason::NotUtf8)?;
+        SendbirdEvent::parse_str(text)
+    }
+
+    /// [`SendbirdEvent::parse`] for a body already known to be UTF-8 (the handler checks once
+    /// and keeps the `&str` for the record's `raw_body`).
+    pub fn parse_str(text: &str) -> Result<SendbirdEvent, PoisonReason> {
+        let root: Value = serde_json::from_str(text).map_err(|_| PoisonReason::NotJson)?;
         let map = root.as_object().ok_or(PoisonReason::NotObject)?;
         let category = match map.get("category").and_then(Value::as_str).map(str::trim) {
             Some(c) if !c.is_empty() => c.to_owned(),

@@ -24,6 +24,19 @@ def helm_bin() -> str:
     return helm
 
 
+def template_args(chart, values, sets, kube_version, *extra: str) -> list[str]:
+    """`helm template` arguments: values files (relative ones under tests/deploy/values) and --set."""
+    args = ["template", "hb", str(chart), *extra, "--kube-version", kube_version]
+    for v in values:
+        path = Path(v)
+        if not path.is_absolute():
+            path = VALUES_DIR / path
+        args += ["-f", str(path)]
+    for s in sets:
+        args += ["--set", s]
+    return args
+
+
 @pytest.fixture(scope="session")
 def render(helm_bin):
     """render(*values_files, sets=(...), kube_version=...) -> Rendered; fails on a helm error."""
@@ -33,14 +46,7 @@ def render(helm_bin):
                 chart: Path = CHART) -> Rendered:
         key = (tuple(str(v) for v in values), tuple(sets), kube_version, str(chart))
         if key not in cache:
-            args = ["template", "hb", str(chart), "--namespace", "webhooks", "--kube-version", kube_version]
-            for v in values:
-                path = Path(v)
-                if not path.is_absolute():
-                    path = VALUES_DIR / path
-                args += ["-f", str(path)]
-            for s in sets:
-                args += ["--set", s]
+            args = template_args(chart, values, sets, kube_version, "--namespace", "webhooks")
             res = run_helm(helm_bin, args)
             assert res.returncode == 0, f"helm {' '.join(args)} failed:\n{res.stderr}"
             cache[key] = Rendered(res.stdout)
@@ -54,14 +60,7 @@ def render_error(helm_bin):
     """render_error(*values_files, sets=(...)) -> stderr of a render that must fail."""
 
     def _render_error(*values: str | Path, sets: tuple[str, ...] = ()) -> str:
-        args = ["template", "hb", str(CHART), "--kube-version", KUBE_VERSION]
-        for v in values:
-            path = Path(v)
-            if not path.is_absolute():
-                path = VALUES_DIR / path
-            args += ["-f", str(path)]
-        for s in sets:
-            args += ["--set", s]
+        args = template_args(CHART, values, sets, KUBE_VERSION)
         res = run_helm(helm_bin, args)
         assert res.returncode != 0, f"helm {' '.join(args)} rendered, but it must fail"
         return res.stderr

@@ -420,20 +420,28 @@ async fn a_rotated_tokens_file_takes_effect_without_a_restart() {
             .body(body.clone())
             .send()
     };
+    // Polls until `token` gets `status` (reloads take two reads one interval apart).
+    let becomes = |token: &'static str, status: u16| {
+        let post = &post;
+        async move {
+            for _ in 0..30 {
+                if post(token).await.expect("req").status() == status {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
     assert_eq!(post("old-token").await.expect("req").status(), 200);
     assert_eq!(post("new-token").await.expect("req").status(), 401);
 
     // Kubernetes updates a mounted Secret in place; the new token is accepted soon after.
     std::fs::write(&tokens, "old-token\nnew-token\n").expect("rotate");
-    let mut accepted = false;
-    for _ in 0..30 {
-        if post("new-token").await.expect("req").status() == 200 {
-            accepted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(accepted, "new token accepted without a restart");
+    assert!(
+        becomes("new-token", 200).await,
+        "new token accepted without a restart"
+    );
     assert_eq!(post("old-token").await.expect("req").status(), 200);
 
     // A file caught half-written (empty, or holding junk) keeps the current tokens.
@@ -441,13 +449,8 @@ async fn a_rotated_tokens_file_takes_effect_without_a_restart() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(post("new-token").await.expect("req").status(), 200);
     std::fs::write(&tokens, "new-token\n").expect("retire old");
-    let mut retired = false;
-    for _ in 0..30 {
-        if post("old-token").await.expect("req").status() == 401 {
-            retired = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(retired, "old token refused once removed from the file");
+    assert!(
+        becomes("old-token", 401).await,
+        "old token refused once removed from the file"
+    );
 }

@@ -245,7 +245,7 @@ async fn schemas_check_reports_new_compatible_and_incompatible_subjects() {
     let _shared = BROKER_LOCK.read().await;
     let stack = stack().await;
     let prefix = unique_prefix("schemacheck");
-    let check = || {
+    let check = |prefix: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_hookbridge"))
             .args([
                 "schemas",
@@ -253,12 +253,12 @@ async fn schemas_check_reports_new_compatible_and_incompatible_subjects() {
                 "--registry-url",
                 &stack.registry_url,
                 "--topic-prefix",
-                &prefix,
+                prefix,
             ])
             .output()
             .expect("run schemas check")
     };
-    let out = check();
+    let out = check(&prefix);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -270,7 +270,7 @@ async fn schemas_check_reports_new_compatible_and_incompatible_subjects() {
     // Registered by a gateway start: compatible with itself.
     let app = spawn_app_with(&prefix, base_env(&prefix).await, None).await;
     app.stop().await;
-    let out = check();
+    let out = check(&prefix);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -298,17 +298,7 @@ async fn schemas_check_reports_new_compatible_and_incompatible_subjects() {
         "{:?}",
         response.text().await
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookbridge"))
-        .args([
-            "schemas",
-            "check",
-            "--registry-url",
-            &stack.registry_url,
-            "--topic-prefix",
-            &other,
-        ])
-        .output()
-        .expect("run schemas check");
+    let out = check(&other);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
