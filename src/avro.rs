@@ -1,12 +1,10 @@
 //! The event schema (embedded from `schemas/` at build time, parsed once), Avro encoding of
 //! events, and the Confluent wire format: magic byte 0, 4-byte big-endian schema id, datum.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use apache_avro::Schema;
-use apache_avro::types::Value;
-use apache_avro::writer::datum::GenericDatumWriter;
 
 use crate::sendbird::{Channel, Member, Message, SendbirdEvent, User};
 
@@ -24,8 +22,6 @@ pub const HEADER_LEN: usize = 5;
 pub enum AvroError {
     #[error("schema {EVENT_SCHEMA_PATH} is invalid: {0}")]
     Schema(String),
-    #[error("encoding failed: {0}")]
-    Encode(String),
 }
 
 /// The event schema, parsed on first use and kept for the life of the process.
@@ -48,27 +44,32 @@ pub struct EventRecord<'a> {
     pub event: &'a SendbirdEvent,
 }
 
-/// Encodes events with the event schema into Confluent-framed values.
-pub struct EventEncoder {
-    writer: GenericDatumWriter<'static>,
-}
+/// Encodes events into Confluent-framed values. The datum is written straight from the typed
+/// view in the schema's field order (checked against the schema by the tests), with no
+/// intermediate value tree: its exact length is known before a byte is written, so a record
+/// is never built only to be found too large.
+pub struct EventEncoder(());
 
 impl EventEncoder {
     pub fn new() -> Result<Self, AvroError> {
-        let writer = GenericDatumWriter::builder(event_schema()?)
-            .build()
-            .map_err(|e| AvroError::Schema(e.to_string()))?;
-        Ok(EventEncoder { writer })
+        // The schema must parse; the writer below follows its field order.
+        event_schema()?;
+        Ok(EventEncoder(()))
+    }
+
+    /// The length of the record value [`EventEncoder::encode`] would produce.
+    pub fn encoded_len(&self, record: &EventRecord<'_>) -> usize {
+        let mut counter = Counter(0);
+        write_event(&mut counter, record);
+        HEADER_LEN + counter.0
     }
 
     /// The record value: Confluent header for `schema_id`, then the Avro datum.
-    pub fn encode(&self, schema_id: u32, record: &EventRecord<'_>) -> Result<Vec<u8>, AvroError> {
-        let mut out = Vec::with_capacity(HEADER_LEN + record.raw_body.len() * 2 + 256);
+    pub fn encode(&self, schema_id: u32, record: &EventRecord<'_>) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len(record));
         write_header(&mut out, schema_id);
-        self.writer
-            .write_value(&mut out, to_value(record))
-            .map_err(|e| AvroError::Encode(e.to_string()))?;
-        Ok(out)
+        write_event(&mut out, record);
+        out
     }
 }
 
@@ -86,136 +87,177 @@ pub fn split_frame(value: &[u8]) -> Option<(u32, &[u8])> {
     }
 }
 
-fn null() -> Value {
-    Value::Union(0, Box::new(Value::Null))
+/// Where Avro bytes go: a buffer, or a counter for the length pass.
+trait Sink {
+    fn put(&mut self, bytes: &[u8]);
 }
 
-fn some(v: Value) -> Value {
-    Value::Union(1, Box::new(v))
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
 }
 
-fn opt_str(v: &Option<String>) -> Value {
-    v.as_ref()
-        .map_or_else(null, |s| some(Value::String(s.clone())))
+struct Counter(usize);
+
+impl Sink for Counter {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0 += bytes.len();
+    }
 }
 
-fn opt_bool(v: Option<bool>) -> Value {
-    v.map_or_else(null, |b| some(Value::Boolean(b)))
+/// Avro `long`: zig-zag, then base-128 varint.
+fn long(out: &mut impl Sink, n: i64) {
+    let mut z = ((n << 1) ^ (n >> 63)) as u64;
+    let mut buf = [0u8; 10];
+    let mut i = 0;
+    loop {
+        let byte = (z & 0x7f) as u8;
+        z >>= 7;
+        if z == 0 {
+            buf[i] = byte;
+            i += 1;
+            break;
+        }
+        buf[i] = byte | 0x80;
+        i += 1;
+    }
+    out.put(&buf[..i]);
 }
 
-fn opt_long(v: Option<i64>) -> Value {
-    v.map_or_else(null, |n| some(Value::Long(n)))
+fn len(out: &mut impl Sink, n: usize) {
+    long(out, i64::try_from(n).unwrap_or(i64::MAX));
 }
 
-fn opt_ts(v: Option<i64>) -> Value {
-    v.map_or_else(null, |n| some(Value::TimestampMillis(n)))
+fn string(out: &mut impl Sink, s: &str) {
+    len(out, s.len());
+    out.put(s.as_bytes());
 }
 
-fn opt<T>(v: &Option<T>, f: impl FnOnce(&T) -> Value) -> Value {
-    v.as_ref().map_or_else(null, |x| some(f(x)))
+fn boolean(out: &mut impl Sink, b: bool) {
+    out.put(&[u8::from(b)]);
 }
 
-fn record(fields: Vec<(&str, Value)>) -> Value {
-    Value::Record(fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect())
+/// A `["null", T]` union: branch 0 for null, 1 then the value.
+fn optional<S: Sink, T: ?Sized>(out: &mut S, v: Option<&T>, write: impl FnOnce(&mut S, &T)) {
+    match v {
+        None => long(out, 0),
+        Some(v) => {
+            long(out, 1);
+            write(out, v);
+        }
+    }
 }
 
-fn channel(c: &Channel) -> Value {
-    record(vec![
-        ("channel_url", opt_str(&c.channel_url)),
-        ("name", opt_str(&c.name)),
-        ("custom_type", opt_str(&c.custom_type)),
-        ("data", opt_str(&c.data)),
-        ("is_distinct", opt_bool(c.is_distinct)),
-        ("is_public", opt_bool(c.is_public)),
-        ("is_super", opt_bool(c.is_super)),
-        ("is_ephemeral", opt_bool(c.is_ephemeral)),
-        ("is_discoverable", opt_bool(c.is_discoverable)),
-    ])
+fn opt_str(out: &mut impl Sink, v: Option<&str>) {
+    optional(out, v, string);
 }
 
-fn string_map(m: &BTreeMap<String, String>) -> Value {
-    Value::Map(
-        m.iter()
-            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-            .collect::<HashMap<_, _>>(),
-    )
+fn opt_bool(out: &mut impl Sink, v: Option<bool>) {
+    optional(out, v.as_ref(), |o, b| boolean(o, *b));
 }
 
-fn user(u: &User) -> Value {
-    record(vec![
-        ("user_id", opt_str(&u.user_id)),
-        ("nickname", opt_str(&u.nickname)),
-        ("profile_url", opt_str(&u.profile_url)),
-        ("metadata", opt(&u.metadata, string_map)),
-    ])
+fn opt_long(out: &mut impl Sink, v: Option<i64>) {
+    optional(out, v.as_ref(), |o, n| long(o, *n));
 }
 
-fn users(us: &[User]) -> Value {
-    Value::Array(us.iter().map(user).collect())
+/// An array as one block: count, items, then the empty block that ends it.
+fn array<S: Sink, T>(out: &mut S, items: &[T], mut write: impl FnMut(&mut S, &T)) {
+    if !items.is_empty() {
+        len(out, items.len());
+        for item in items {
+            write(out, item);
+        }
+    }
+    long(out, 0);
 }
 
-fn message(m: &Message) -> Value {
-    record(vec![
-        ("message_id", opt_long(m.message_id)),
-        ("type", opt_str(&m.message_type)),
-        ("text", opt_str(&m.text)),
-        ("custom_type", opt_str(&m.custom_type)),
-        ("data", opt_str(&m.data)),
-        ("created_at", opt_ts(m.created_at)),
-        ("mention_type", opt_str(&m.mention_type)),
-        (
-            "mentioned_user_ids",
-            opt(&m.mentioned_user_ids, |ids| {
-                Value::Array(ids.iter().map(|s| Value::String(s.clone())).collect())
-            }),
-        ),
-        ("silent", opt_bool(m.silent)),
-        ("sdk", opt_str(&m.sdk)),
-    ])
+fn channel(out: &mut impl Sink, c: &Channel) {
+    opt_str(out, c.channel_url.as_deref());
+    opt_str(out, c.name.as_deref());
+    opt_str(out, c.custom_type.as_deref());
+    opt_str(out, c.data.as_deref());
+    opt_bool(out, c.is_distinct);
+    opt_bool(out, c.is_public);
+    opt_bool(out, c.is_super);
+    opt_bool(out, c.is_ephemeral);
+    opt_bool(out, c.is_discoverable);
 }
 
-fn member(m: &Member) -> Value {
-    record(vec![
-        ("user_id", opt_str(&m.user_id)),
-        ("nickname", opt_str(&m.nickname)),
-        ("profile_url", opt_str(&m.profile_url)),
-        ("is_online", opt_bool(m.is_online)),
-        ("is_hidden", opt_bool(m.is_hidden)),
-        ("state", opt_str(&m.state)),
-        ("push_enabled", opt_bool(m.push_enabled)),
-        ("push_trigger_option", opt_str(&m.push_trigger_option)),
-        ("unread_message_count", opt_long(m.unread_message_count)),
-    ])
+fn user(out: &mut impl Sink, u: &User) {
+    opt_str(out, u.user_id.as_deref());
+    opt_str(out, u.nickname.as_deref());
+    opt_str(out, u.profile_url.as_deref());
+    optional(
+        out,
+        u.metadata.as_ref(),
+        |o, m: &BTreeMap<String, String>| {
+            if !m.is_empty() {
+                len(o, m.len());
+                for (k, v) in m {
+                    string(o, k);
+                    string(o, v);
+                }
+            }
+            long(o, 0);
+        },
+    );
 }
 
-fn to_value(r: &EventRecord<'_>) -> Value {
+fn message(out: &mut impl Sink, m: &Message) {
+    opt_long(out, m.message_id);
+    opt_str(out, m.message_type.as_deref());
+    opt_str(out, m.text.as_deref());
+    opt_str(out, m.custom_type.as_deref());
+    opt_str(out, m.data.as_deref());
+    opt_long(out, m.created_at);
+    opt_str(out, m.mention_type.as_deref());
+    optional(out, m.mentioned_user_ids.as_deref(), |o, ids| {
+        array(o, ids, |o, s| string(o, s));
+    });
+    opt_bool(out, m.silent);
+    opt_str(out, m.sdk.as_deref());
+}
+
+fn member(out: &mut impl Sink, m: &Member) {
+    opt_str(out, m.user_id.as_deref());
+    opt_str(out, m.nickname.as_deref());
+    opt_str(out, m.profile_url.as_deref());
+    opt_bool(out, m.is_online);
+    opt_bool(out, m.is_hidden);
+    opt_str(out, m.state.as_deref());
+    opt_bool(out, m.push_enabled);
+    opt_str(out, m.push_trigger_option.as_deref());
+    opt_long(out, m.unread_message_count);
+}
+
+/// The datum, field by field in the order of `schemas/sendbird_event.avsc`.
+fn write_event(out: &mut impl Sink, r: &EventRecord<'_>) {
     let e = r.event;
-    record(vec![
-        ("event_id", Value::String(r.event_id.to_owned())),
-        ("category", Value::String(e.category.clone())),
-        ("app_id", Value::String(r.app_id.to_owned())),
-        ("received_at", Value::TimestampMillis(r.received_at_ms)),
-        ("occurred_at", opt_ts(e.occurred_at_ms)),
-        ("channel_url", opt_str(&e.channel_url().map(str::to_owned))),
-        ("raw_body", Value::String(r.raw_body.to_owned())),
-        ("channel", opt(&e.channel, channel)),
-        ("sender", opt(&e.sender, user)),
-        ("actor", opt(&e.actor, user)),
-        ("message", opt(&e.message, message)),
-        (
-            "members",
-            opt(&e.members, |ms| {
-                Value::Array(ms.iter().map(member).collect())
-            }),
-        ),
-        ("affected_users", opt(&e.affected_users, |u| users(u))),
-    ])
+    string(out, r.event_id);
+    string(out, &e.category);
+    string(out, r.app_id);
+    long(out, r.received_at_ms);
+    opt_long(out, e.occurred_at_ms);
+    opt_str(out, e.channel_url());
+    string(out, r.raw_body);
+    optional(out, e.channel.as_ref(), channel);
+    optional(out, e.sender.as_ref(), user);
+    optional(out, e.actor.as_ref(), user);
+    optional(out, e.message.as_ref(), message);
+    optional(out, e.members.as_deref(), |o, ms| array(o, ms, member));
+    optional(out, e.affected_users.as_deref(), |o, us| array(o, us, user));
+    let truncated = (!e.truncated.is_empty()).then_some(e.truncated.as_slice());
+    optional(out, truncated, |o, names| {
+        array(o, names, |o, s| string(o, s))
+    });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use apache_avro::reader::datum::GenericDatumReader;
+    use apache_avro::types::Value;
 
     #[test]
     fn encodes_a_small_event_byte_for_byte() {
@@ -234,10 +276,7 @@ mod tests {
             raw_body: "{}",
             event: &event,
         };
-        let bytes = EventEncoder::new()
-            .expect("schema")
-            .encode(7, &rec)
-            .expect("encodes");
+        let bytes = EventEncoder::new().expect("schema").encode(7, &rec);
         #[rustfmt::skip]
         let expected: Vec<u8> = vec![
             0x00, 0x00, 0x00, 0x00, 0x07, // magic byte, schema id 7 big-endian
@@ -253,6 +292,7 @@ mod tests {
             0x00, 0x00, 0x00,             //   name, custom_type, data
             0x00, 0x00, 0x00, 0x00, 0x00, //   is_distinct .. is_discoverable
             0x00, 0x00, 0x00, 0x00, 0x00, // sender, actor, message, members, affected_users
+            0x00,                         // truncated
         ];
         assert_eq!(bytes, expected);
     }
@@ -273,10 +313,7 @@ mod tests {
             raw_body: raw,
             event: &event,
         };
-        let bytes = EventEncoder::new()
-            .expect("schema")
-            .encode(42, &rec)
-            .expect("encodes");
+        let bytes = EventEncoder::new().expect("schema").encode(42, &rec);
         let (id, mut datum) = split_frame(&bytes).expect("framed");
         assert_eq!(id, 42);
         let value = GenericDatumReader::builder(event_schema().expect("schema"))
@@ -313,6 +350,107 @@ mod tests {
             panic!("array")
         };
         assert_eq!(members.len(), 2);
+    }
+
+    /// Every string field holds its own path and every list one item, so a field written in the
+    /// wrong place decodes under another name and fails; the schema's reader is the oracle.
+    #[test]
+    fn every_field_lands_under_its_own_name() {
+        use crate::sendbird::Member;
+        let s = |p: &str| Some(p.to_owned());
+        let user = |p: &str| User {
+            user_id: s(&format!("{p}.user_id")),
+            nickname: s(&format!("{p}.nickname")),
+            profile_url: s(&format!("{p}.profile_url")),
+            metadata: Some(BTreeMap::from([("k".to_owned(), format!("{p}.metadata"))])),
+        };
+        let event = SendbirdEvent {
+            category: "category".into(),
+            app_id: None,
+            channel: Some(Channel {
+                channel_url: s("channel.channel_url"),
+                name: s("channel.name"),
+                custom_type: s("channel.custom_type"),
+                data: s("channel.data"),
+                ..Channel::default()
+            }),
+            sender: Some(user("sender")),
+            actor: Some(user("actor")),
+            message: Some(Message {
+                message_type: s("message.type"),
+                text: s("message.text"),
+                custom_type: s("message.custom_type"),
+                data: s("message.data"),
+                mention_type: s("message.mention_type"),
+                mentioned_user_ids: Some(vec!["message.mentioned_user_ids".into()]),
+                sdk: s("message.sdk"),
+                ..Message::default()
+            }),
+            members: Some(vec![Member {
+                user_id: s("members.user_id"),
+                nickname: s("members.nickname"),
+                profile_url: s("members.profile_url"),
+                state: s("members.state"),
+                push_trigger_option: s("members.push_trigger_option"),
+                ..Member::default()
+            }]),
+            affected_users: Some(vec![user("affected_users")]),
+            occurred_at_ms: None,
+            truncated: vec!["truncated"],
+        };
+        let rec = EventRecord {
+            event_id: "event_id",
+            app_id: "app_id",
+            received_at_ms: 5,
+            raw_body: "raw_body",
+            event: &event,
+        };
+        let encoder = EventEncoder::new().expect("schema");
+        let bytes = encoder.encode(1, &rec);
+        assert_eq!(bytes.len(), encoder.encoded_len(&rec));
+        let (_, mut datum) = split_frame(&bytes).expect("framed");
+        let value = GenericDatumReader::builder(event_schema().expect("schema"))
+            .build()
+            .expect("reader")
+            .read_value(&mut datum)
+            .expect("decodes");
+        assert!(datum.is_empty(), "trailing bytes");
+        fn walk(path: &str, v: &Value, strings: &mut usize) {
+            match v {
+                Value::String(text) if path.ends_with("metadata.k") => {
+                    assert_eq!(format!("{text}.k"), path);
+                    *strings += 1;
+                }
+                Value::String(text) if path == "channel_url" => {
+                    assert_eq!(
+                        text, "channel.channel_url",
+                        "the key copies channel.channel_url"
+                    );
+                    *strings += 1;
+                }
+                Value::String(text) => {
+                    assert_eq!(text, path);
+                    *strings += 1;
+                }
+                Value::Union(_, inner) => walk(path, inner, strings),
+                Value::Array(items) => items.iter().for_each(|i| walk(path, i, strings)),
+                Value::Map(m) => m
+                    .iter()
+                    .for_each(|(k, v)| walk(&format!("{path}.{k}"), v, strings)),
+                Value::Record(fields) => fields.iter().for_each(|(k, v)| {
+                    let p = if path.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{path}.{k}")
+                    };
+                    walk(&p, v, strings)
+                }),
+                _ => {}
+            }
+        }
+        let mut strings = 0;
+        walk("", &value, &mut strings);
+        assert_eq!(strings, 34, "every string field was checked");
     }
 
     #[test]

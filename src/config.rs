@@ -17,19 +17,36 @@ use crate::sendbird::routing::{CategoryPattern, TopicName};
 use crate::verify::ApiToken;
 
 /// librdkafka properties the gateway's delivery guarantee rests on; configuration may not set them.
+/// Names are compared after [`canonical_kafka_property`], so aliases and `topic.` prefixes are
+/// caught too.
 pub const RESERVED_KAFKA_PROPERTIES: &[&str] = &[
     "bootstrap.servers",
-    "metadata.broker.list",
     "enable.idempotence",
     "acks",
-    "request.required.acks",
     "partitioner",
     "max.in.flight.requests.per.connection",
-    "max.in.flight",
     "message.max.bytes",
     "enable.gapless.guarantee",
     "transactional.id",
 ];
+
+/// librdkafka's name for a property: topic-level properties may be given with a `topic.` prefix
+/// at the global level, and several properties have aliases. Two spellings of one property would
+/// otherwise both be applied, in an order nobody chose, and slip past the reserved list.
+pub fn canonical_kafka_property(key: &str) -> String {
+    let key = key.trim().to_ascii_lowercase();
+    let key = key.strip_prefix("topic.").unwrap_or(&key);
+    match key {
+        "metadata.broker.list" => "bootstrap.servers",
+        "request.required.acks" => "acks",
+        "max.in.flight" => "max.in.flight.requests.per.connection",
+        "compression.codec" => "compression.type",
+        "queue.buffering.max.ms" => "linger.ms",
+        "message.timeout.ms" | "delivery.timeout.ms" => "message.timeout.ms",
+        other => other,
+    }
+    .to_owned()
+}
 
 /// A value that must never be printed: tokens, passwords.
 #[derive(Clone, PartialEq, Eq)]
@@ -119,6 +136,29 @@ pub struct RegistryConfig {
     pub password: Option<Secret>,
 }
 
+/// The bounds of the public listener: what an unauthenticated client can hold, and for how long.
+#[derive(Clone, Debug)]
+pub struct EdgeLimits {
+    /// From the first byte of a request to the end of its headers.
+    pub header_read_timeout: Duration,
+    /// A keep-alive connection with no request in progress is closed after this.
+    pub idle_timeout: Duration,
+    /// Open connections beyond this are answered 503 and closed at once.
+    pub max_connections: NonZeroUsize,
+    /// Request body bytes being read or held, over all requests (records built from verified
+    /// bodies are counted too).
+    pub max_buffered_bytes: NonZeroUsize,
+    /// How long a request waits for room in `max_buffered_bytes` before it gets 503.
+    pub buffer_wait: Duration,
+    /// After `body_rate_grace`, a body must have arrived at this average rate (bytes/s) or 408.
+    pub body_min_rate: u64,
+    pub body_rate_grace: Duration,
+    /// Concurrent requests per client address; `None` for no cap.
+    pub max_requests_per_client: Option<NonZeroUsize>,
+    /// Peers whose `X-Forwarded-For` names the client (load balancers, ingress controllers).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub http_addr: SocketAddr,
@@ -131,6 +171,10 @@ pub struct Config {
     pub max_body_bytes: NonZeroUsize,
     pub publish_timeout: Duration,
     pub max_in_flight: NonZeroUsize,
+    pub edge: EdgeLimits,
+    /// Longest typed array (members, affected users, mentions, metadata entries) kept in a record;
+    /// longer ones are left out of the typed view and named in `truncated`.
+    pub max_typed_items: NonZeroUsize,
     pub shutdown_timeout: Duration,
     pub create_topics: bool,
     pub topic_partitions: NonZeroU32,
@@ -160,6 +204,16 @@ struct RawConfig {
     max_body_bytes: Option<u64>,
     publish_timeout: Option<String>,
     max_in_flight: Option<u64>,
+    header_read_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<u64>,
+    max_buffered_bytes: Option<u64>,
+    buffer_wait: Option<String>,
+    body_min_rate: Option<u64>,
+    body_rate_grace: Option<String>,
+    max_requests_per_client: Option<u64>,
+    trusted_proxies: Option<StringOrList>,
+    max_typed_items: Option<u64>,
     shutdown_timeout: Option<String>,
     create_topics: Option<bool>,
     topic_partitions: Option<u64>,
@@ -172,6 +226,27 @@ struct RawConfig {
     routes: Vec<RawRoute>,
     kafka_properties: BTreeMap<String, String>,
     kafka_property_files: BTreeMap<String, PathBuf>,
+}
+
+/// A list given as a TOML array, or as one comma-separated string (the environment's form).
+#[derive(Debug, Deserialize, serde::Serialize)]
+#[serde(untagged)]
+enum StringOrList {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl StringOrList {
+    fn items(&self) -> Vec<&str> {
+        match self {
+            StringOrList::One(s) => s
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect(),
+            StringOrList::Many(v) => v.iter().map(|s| s.trim()).collect(),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, serde::Serialize)]
@@ -213,6 +288,16 @@ const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("max_body_bytes", EnvKind::Integer),
     ("publish_timeout", EnvKind::Text),
     ("max_in_flight", EnvKind::Integer),
+    ("header_read_timeout", EnvKind::Text),
+    ("idle_timeout", EnvKind::Text),
+    ("max_connections", EnvKind::Integer),
+    ("max_buffered_bytes", EnvKind::Integer),
+    ("buffer_wait", EnvKind::Text),
+    ("body_min_rate", EnvKind::Integer),
+    ("body_rate_grace", EnvKind::Text),
+    ("max_requests_per_client", EnvKind::Integer),
+    ("trusted_proxies", EnvKind::Text),
+    ("max_typed_items", EnvKind::Integer),
     ("shutdown_timeout", EnvKind::Text),
     ("create_topics", EnvKind::Boolean),
     ("topic_partitions", EnvKind::Integer),
@@ -224,8 +309,20 @@ const ENV_KEYS: &[(&str, EnvKind)] = &[
 ];
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+pub const DEFAULT_MAX_BUFFERED_BYTES: usize = 256 * 1024 * 1024;
 /// Sendbird waits 5 s for an answer; the publish deadline must leave room to answer before that.
 pub const SENDBIRD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The most one request of `body` bytes holds of `max_buffered_bytes`: the body itself and the
+/// record built from it (see [`Config::max_record_bytes`]).
+pub fn record_budget(body: usize) -> usize {
+    body + max_record_bytes_for(body)
+}
+
+/// See [`Config::max_record_bytes`].
+pub fn max_record_bytes_for(body: usize) -> usize {
+    body * 4 + 64 * 1024
+}
 
 /// Of `shutdown_timeout`, the part kept for flushing the producer after requests drained.
 pub fn flush_budget(shutdown_timeout: Duration) -> Duration {
@@ -257,15 +354,26 @@ impl Config {
         file: Option<&Path>,
         env: &BTreeMap<String, String>,
     ) -> Result<Config, ConfigErrors> {
-        let mut figment = Figment::new();
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
+        let text = match file {
+            Some(path) => Some(std::fs::read_to_string(path).map_err(|e| {
                 ConfigErrors(vec![format!(
                     "HOOKBRIDGE_CONFIG: cannot read {}: {e}",
                     path.display()
                 )])
-            })?;
-            figment = figment.merge(Toml::string(&text));
+            })?),
+            None => None,
+        };
+        Config::from_toml_str(text.as_deref(), env)
+    }
+
+    /// Loads from the text of a TOML file (if any) and a map of environment variables.
+    pub fn from_toml_str(
+        toml: Option<&str>,
+        env: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut figment = Figment::new();
+        if let Some(text) = toml {
+            figment = figment.merge(Toml::string(text));
         }
         let mut errors = Vec::new();
         for (key, kind) in ENV_KEYS {
@@ -351,7 +459,7 @@ impl Config {
     /// Producer and created topics are sized from this; a record that would still exceed it
     /// is dead-lettered as raw bytes instead.
     pub fn max_record_bytes(&self) -> usize {
-        self.max_body_bytes.get() * 4 + 64 * 1024
+        max_record_bytes_for(self.max_body_bytes.get())
     }
 }
 
@@ -476,7 +584,7 @@ pub fn read_tokens_file(path: &Path) -> Result<Vec<ApiToken>, String> {
 }
 
 impl RawConfig {
-    fn check(self, errors: &mut Vec<String>) -> Option<Config> {
+    fn check(mut self, errors: &mut Vec<String>) -> Option<Config> {
         let http_addr = parse_addr(
             "http_addr (HOOKBRIDGE_HTTP_ADDR)",
             self.http_addr.as_deref().unwrap_or("0.0.0.0:8080"),
@@ -624,6 +732,27 @@ impl RawConfig {
                 None
             }
         };
+        let raw_edge = RawEdge {
+            header_read_timeout: self.header_read_timeout.take(),
+            idle_timeout: self.idle_timeout.take(),
+            max_connections: self.max_connections,
+            max_buffered_bytes: self.max_buffered_bytes,
+            buffer_wait: self.buffer_wait.take(),
+            body_min_rate: self.body_min_rate,
+            body_rate_grace: self.body_rate_grace.take(),
+            max_requests_per_client: self.max_requests_per_client,
+            trusted_proxies: self.trusted_proxies.take(),
+        };
+        let edge = check_edge(raw_edge, max_body_bytes, publish_timeout, errors);
+        let max_typed_items = match self.max_typed_items.unwrap_or(1000) {
+            n @ 1..=1_000_000 => usize::try_from(n).ok().and_then(NonZeroUsize::new),
+            n => {
+                errors.push(format!(
+                    "max_typed_items (HOOKBRIDGE_MAX_TYPED_ITEMS): {n} is outside 1..=1000000"
+                ));
+                None
+            }
+        };
         let topic_partitions = match self.topic_partitions.unwrap_or(12) {
             n @ 1..=10_000 => u32::try_from(n).ok().and_then(NonZeroU32::new),
             n => {
@@ -678,26 +807,30 @@ impl RawConfig {
             .into_iter()
             .chain(file_props.collect::<Vec<_>>())
             .collect();
-        for (key, value) in all_props {
-            let key = key.trim().to_owned();
+        let mut spelled: BTreeMap<String, String> = BTreeMap::new();
+        for (given, value) in all_props {
+            let given = given.trim().to_owned();
+            let key = canonical_kafka_property(&given);
+            let named = if key == given {
+                format!("kafka_properties.\"{given}\"")
+            } else {
+                format!("kafka_properties.\"{given}\" (librdkafka's \"{key}\")")
+            };
             if RESERVED_KAFKA_PROPERTIES.contains(&key.as_str()) {
                 errors.push(format!(
-                    "kafka_properties.\"{key}\": set by hookbridge for its delivery guarantee and may not be overridden"
+                    "{named}: set by hookbridge for its delivery guarantee and may not be overridden"
                 ));
-            } else if (key == "compression.type" || key == "compression.codec")
-                && value.trim().eq_ignore_ascii_case("none")
-            {
+            } else if key == "compression.type" && value.trim().eq_ignore_ascii_case("none") {
                 errors.push(format!(
-                    "kafka_properties.\"{key}\": compression may not be turned off (records of 2 MiB bodies rely on it)"
+                    "{named}: compression may not be turned off (records of 2 MiB bodies rely on it)"
                 ));
-            } else if let std::collections::btree_map::Entry::Vacant(slot) =
-                kafka_properties.entry(key.clone())
-            {
-                slot.insert(Secret::new(value));
+            } else if let Some(first) = spelled.get(&key) {
+                errors.push(format!(
+                    "{named}: given twice (also as \"{first}\", inline or in kafka_property_files); keep one"
+                ));
             } else {
-                errors.push(format!(
-                    "kafka_properties.\"{key}\": set both inline and in kafka_property_files"
-                ));
+                spelled.insert(key.clone(), given);
+                kafka_properties.insert(key, Secret::new(value));
             }
         }
 
@@ -716,6 +849,8 @@ impl RawConfig {
             max_body_bytes: max_body_bytes?,
             publish_timeout: publish_timeout?,
             max_in_flight: max_in_flight?,
+            edge: edge?,
+            max_typed_items: max_typed_items?,
             shutdown_timeout: shutdown_timeout?,
             create_topics: self.create_topics.unwrap_or(true),
             topic_partitions: topic_partitions?,
@@ -727,6 +862,127 @@ impl RawConfig {
             kafka_properties,
         })
     }
+}
+
+/// The edge settings of [`RawConfig`], taken out for [`check_edge`].
+struct RawEdge {
+    header_read_timeout: Option<String>,
+    idle_timeout: Option<String>,
+    max_connections: Option<u64>,
+    max_buffered_bytes: Option<u64>,
+    buffer_wait: Option<String>,
+    body_min_rate: Option<u64>,
+    body_rate_grace: Option<String>,
+    max_requests_per_client: Option<u64>,
+    trusted_proxies: Option<StringOrList>,
+}
+
+fn check_edge(
+    raw: RawEdge,
+    max_body_bytes: Option<NonZeroUsize>,
+    publish_timeout: Option<Duration>,
+    errors: &mut Vec<String>,
+) -> Option<EdgeLimits> {
+    let duration = |name: &str, value: &Option<String>, default: &str, errors: &mut Vec<String>| {
+        let setting = format!("{name} (HOOKBRIDGE_{})", name.to_ascii_uppercase());
+        let d = parse_duration(&setting, value.as_deref().unwrap_or(default), errors)?;
+        if d.is_zero() {
+            errors.push(format!("{setting}: must be above 0"));
+            return None;
+        }
+        Some(d)
+    };
+    let header_read_timeout = duration(
+        "header_read_timeout",
+        &raw.header_read_timeout,
+        "10s",
+        errors,
+    );
+    let idle_timeout = duration("idle_timeout", &raw.idle_timeout, "60s", errors);
+    let buffer_wait = duration("buffer_wait", &raw.buffer_wait, "500ms", errors);
+    let body_rate_grace = duration("body_rate_grace", &raw.body_rate_grace, "1s", errors);
+    if let (Some(w), Some(p)) = (buffer_wait, publish_timeout)
+        && w >= p
+    {
+        errors.push(
+            "buffer_wait (HOOKBRIDGE_BUFFER_WAIT): must be shorter than publish_timeout".into(),
+        );
+    }
+    let max_connections = match raw.max_connections.unwrap_or(4096) {
+        n @ 1..=1_000_000 => usize::try_from(n).ok().and_then(NonZeroUsize::new),
+        n => {
+            errors.push(format!(
+                "max_connections (HOOKBRIDGE_MAX_CONNECTIONS): {n} is outside 1..=1000000"
+            ));
+            None
+        }
+    };
+    const MAX_BUFFERED: u64 = 64 * 1024 * 1024 * 1024;
+    let max_buffered_bytes = match raw.max_buffered_bytes {
+        None => NonZeroUsize::new(DEFAULT_MAX_BUFFERED_BYTES),
+        Some(n) if n <= MAX_BUFFERED => usize::try_from(n).ok().and_then(NonZeroUsize::new),
+        Some(n) => {
+            errors.push(format!(
+                "max_buffered_bytes (HOOKBRIDGE_MAX_BUFFERED_BYTES): {n} is above 64 GiB"
+            ));
+            None
+        }
+    };
+    // One largest body and the record made from it must fit, or such a webhook could never pass.
+    if let (Some(budget), Some(body)) = (max_buffered_bytes, max_body_bytes)
+        && budget.get() < record_budget(body.get())
+    {
+        errors.push(format!(
+            "max_buffered_bytes (HOOKBRIDGE_MAX_BUFFERED_BYTES): {} cannot hold one max_body_bytes body and its record ({} bytes); raise it or lower max_body_bytes",
+            budget.get(),
+            record_budget(body.get())
+        ));
+    }
+    let body_min_rate = match raw.body_min_rate.unwrap_or(32 * 1024) {
+        n if n <= 1024 * 1024 * 1024 => Some(n),
+        n => {
+            errors.push(format!(
+                "body_min_rate (HOOKBRIDGE_BODY_MIN_RATE): {n} bytes/s is above 1 GiB/s"
+            ));
+            None
+        }
+    };
+    let max_requests_per_client = match raw.max_requests_per_client.unwrap_or(0) {
+        0 => Some(None),
+        n @ 1..=1_000_000 => Some(usize::try_from(n).ok().and_then(NonZeroUsize::new)),
+        n => {
+            errors.push(format!(
+                "max_requests_per_client (HOOKBRIDGE_MAX_REQUESTS_PER_CLIENT): {n} is outside 0..=1000000 (0 turns the cap off)"
+            ));
+            None
+        }
+    };
+    let mut trusted_proxies = Vec::new();
+    if let Some(list) = &raw.trusted_proxies {
+        for (i, item) in list.items().into_iter().enumerate() {
+            let parsed = item
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            match parsed {
+                Ok(net) => trusted_proxies.push(net.trunc()),
+                Err(_) => errors.push(format!(
+                    "trusted_proxies (HOOKBRIDGE_TRUSTED_PROXIES): entry #{} {item:?} is not an address or CIDR range like 10.0.0.0/8",
+                    i + 1
+                )),
+            }
+        }
+    }
+    Some(EdgeLimits {
+        header_read_timeout: header_read_timeout?,
+        idle_timeout: idle_timeout?,
+        max_connections: max_connections?,
+        max_buffered_bytes: max_buffered_bytes?,
+        buffer_wait: buffer_wait?,
+        body_min_rate: body_min_rate?,
+        body_rate_grace: body_rate_grace?,
+        max_requests_per_client: max_requests_per_client?,
+        trusted_proxies,
+    })
 }
 
 fn check_apps(
@@ -746,7 +1002,7 @@ fn check_apps(
                 continue;
             }
         };
-        if !seen.insert(app_id.clone()) {
+        if !seen.insert(app_id.as_str().to_ascii_lowercase()) {
             errors.push(format!("{setting}.app_id: {app_id} is configured twice"));
             continue;
         }
@@ -787,7 +1043,10 @@ fn check_apps(
                 if tokens.is_empty() {
                     errors.push("HOOKBRIDGE_SENDBIRD_API_TOKENS: no token given".into());
                 }
-                if apps.iter().any(|a| a.app_id == app_id) {
+                if apps
+                    .iter()
+                    .any(|a| a.app_id.as_str().eq_ignore_ascii_case(app_id.as_str()))
+                {
                     errors.push(format!(
                         "HOOKBRIDGE_SENDBIRD_APP_ID: app {app_id} is also configured in [[apps]]; configure each app in one place"
                     ));

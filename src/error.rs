@@ -21,6 +21,9 @@ pub enum ApiError {
     /// The body did not arrive before the request's deadline.
     #[error("body not received in time")]
     BodyTimeout,
+    /// The body arrived more slowly than `body_min_rate`.
+    #[error("body arriving too slowly")]
+    BodyTooSlow,
     #[error("bad request: {0}")]
     BadRequest(&'static str),
     /// Kafka did not acknowledge in time, refused, or the gateway is shedding load.
@@ -36,7 +39,7 @@ impl ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::UnknownApp => StatusCode::NOT_FOUND,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::BodyTimeout | ApiError::BodyTooSlow => StatusCode::REQUEST_TIMEOUT,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -47,7 +50,10 @@ impl ApiError {
     pub fn outcome(&self) -> &'static str {
         match self {
             ApiError::Unauthorized => "unauthorized",
-            ApiError::UnknownApp | ApiError::BadRequest(_) | ApiError::BodyTimeout => "rejected",
+            ApiError::UnknownApp
+            | ApiError::BadRequest(_)
+            | ApiError::BodyTimeout
+            | ApiError::BodyTooSlow => "rejected",
             ApiError::TooLarge { .. } => "too_large",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal => "error",
@@ -65,6 +71,7 @@ impl IntoResponse for ApiError {
                 json!({"error": "payload too large", "limit_bytes": limit})
             }
             ApiError::BodyTimeout => json!({"error": "request body not received in time"}),
+            ApiError::BodyTooSlow => json!({"error": "request body arrived too slowly"}),
             ApiError::BadRequest(why) => json!({"error": "bad request", "detail": why}),
             ApiError::Unavailable(_) => json!({"error": "temporarily unavailable, retry later"}),
             ApiError::Internal => json!({"error": "internal error"}),

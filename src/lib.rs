@@ -9,6 +9,9 @@
 //! - [`avro`]: the event schema (embedded from `schemas/`), Avro encoding and Confluent framing.
 //! - [`registry`]: the Confluent-compatible schema registry client (start-up and `schemas check`).
 //! - [`kafka`]: the idempotent producer, the [`kafka::Publisher`] seam, topic creation, broker health.
+//! - [`http`]: the public listener (header and idle timeouts, connection cap), the byte budget
+//!   bodies and records draw from, and the client address.
+//! - [`json`]: lenient, bounded JSON reading for typed views (no whole tree, no depth limit).
 //! - [`routes`]: the webhook handler and the admin endpoints (`/livez`, `/readyz`, `/metrics`).
 //! - [`startup`]: builds the application from a config and bound listeners; runs until shutdown.
 //! - [`telemetry`]: logging and the Prometheus recorder.
@@ -17,6 +20,8 @@
 pub mod avro;
 pub mod config;
 pub mod error;
+pub mod http;
+pub mod json;
 pub mod kafka;
 pub mod registry;
 pub mod routes;

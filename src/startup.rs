@@ -15,6 +15,7 @@ use tokio::time::Instant;
 
 use crate::avro::{EVENT_SCHEMA_JSON, EventEncoder};
 use crate::config::Config;
+use crate::http::listener::ListenerLimits;
 use crate::kafka::{self, BrokerHealth, KafkaPublisher, Publisher};
 use crate::registry::RegistryClient;
 use crate::routes::{AdminState, WebhookState, admin_router, webhook_router};
@@ -74,6 +75,7 @@ pub struct Application {
     publisher: Arc<dyn Publisher>,
     background: Vec<JoinHandle<()>>,
     shutdown_timeout: Duration,
+    listener_limits: ListenerLimits,
 }
 
 /// Resolves the schema id of every event topic's `<topic>-value` subject: registers the schema,
@@ -272,6 +274,11 @@ impl Application {
             publisher,
             background,
             shutdown_timeout: config.shutdown_timeout,
+            listener_limits: ListenerLimits {
+                header_read_timeout: config.edge.header_read_timeout,
+                idle_timeout: config.edge.idle_timeout,
+                max_connections: config.edge.max_connections.get(),
+            },
         })
     }
 
@@ -294,16 +301,12 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
-        let until = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|stop| *stop).await;
-        };
-        let http_service = webhook_router(self.webhook.clone())
-            .into_make_service_with_connect_info::<SocketAddr>();
-        let mut http_task = tokio::spawn(
-            axum::serve(self.http, http_service)
-                .with_graceful_shutdown(until(http_stopped))
-                .into_future(),
-        );
+        let mut http_task = tokio::spawn(crate::http::listener::serve(
+            self.http,
+            webhook_router(self.webhook.clone()),
+            self.listener_limits,
+            http_stopped,
+        ));
 
         let mut http_done = None;
         tokio::select! {

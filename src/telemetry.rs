@@ -26,6 +26,14 @@ pub const KAFKA_UP: &str = "hookbridge_kafka_up";
 pub const API_TOKENS: &str = "hookbridge_api_tokens";
 /// Failed re-reads of a tokens file, by `app_id`.
 pub const TOKEN_RELOAD_FAILURES: &str = "hookbridge_api_token_reload_failures_total";
+/// Open connections on the webhook listener.
+pub const OPEN_CONNECTIONS: &str = "hookbridge_open_connections";
+/// Connections refused because `max_connections` were open.
+pub const CONNECTIONS_REFUSED: &str = "hookbridge_connections_refused_total";
+/// Connections the gateway closed, by `reason` (header_timeout, idle).
+pub const CONNECTIONS_CLOSED: &str = "hookbridge_connections_closed_total";
+/// Bytes of `max_buffered_bytes` held by requests (bodies and records).
+pub const BUFFERED_BYTES: &str = "hookbridge_buffered_bytes";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0,
@@ -93,6 +101,22 @@ fn describe() {
     metrics::describe_gauge!(KAFKA_UP, "1 when Kafka answered the last metadata request.");
     metrics::describe_gauge!(API_TOKENS, "API tokens each app accepts now.");
     metrics::describe_counter!(TOKEN_RELOAD_FAILURES, "Failed re-reads of a tokens file.");
+    metrics::describe_gauge!(
+        OPEN_CONNECTIONS,
+        "Open connections on the webhook listener."
+    );
+    metrics::describe_counter!(
+        CONNECTIONS_REFUSED,
+        "Connections refused at max_connections."
+    );
+    metrics::describe_counter!(
+        CONNECTIONS_CLOSED,
+        "Connections closed by the gateway, by reason."
+    );
+    metrics::describe_gauge!(
+        BUFFERED_BYTES,
+        "Bytes held by requests out of max_buffered_bytes."
+    );
 }
 
 /// Histograms are drained into buckets by upkeep; run it while the process lives.

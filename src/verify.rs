@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
@@ -95,18 +95,81 @@ pub fn verify_signature(
     body: &[u8],
     signature: Option<&[u8]>,
 ) -> Result<(), SignatureError> {
-    let expected = decode_signature(signature)?;
-    // Every token is tried, so the time taken does not tell which one (if any) matched.
-    let mut matched = false;
-    for token in tokens {
-        let mut mac = token.mac();
-        mac.update(body);
-        matched |= mac.verify_slice(&expected).is_ok();
+    let mut verifier = StreamingVerifier::new(tokens, signature, 0)?;
+    verifier.macs_only(body);
+    verifier.check().map(|_| ())
+}
+
+/// Verification as the body arrives: every chunk goes through each token's HMAC and the
+/// event-id digest once, and is kept, since the record needs the bytes anyway. A forged body
+/// therefore costs no pass of its own after the last byte.
+pub struct StreamingVerifier {
+    expected: [u8; 32],
+    macs: Vec<HmacSha256>,
+    digest: Sha256,
+    body: BytesMut,
+}
+
+impl StreamingVerifier {
+    /// Fails at once, before any byte is read, when the signature is missing or malformed.
+    /// `capacity` is the declared length, when there is one.
+    pub fn new(
+        tokens: &[ApiToken],
+        signature: Option<&[u8]>,
+        capacity: usize,
+    ) -> Result<Self, SignatureError> {
+        let expected = decode_signature(signature)?;
+        Ok(StreamingVerifier {
+            expected,
+            macs: tokens.iter().map(ApiToken::mac).collect(),
+            digest: Sha256::new(),
+            body: BytesMut::with_capacity(capacity),
+        })
     }
-    if matched {
-        Ok(())
-    } else {
-        Err(SignatureError::Mismatch)
+
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.macs_only(chunk);
+        self.digest.update(chunk);
+        self.body.extend_from_slice(chunk);
+    }
+
+    fn macs_only(&mut self, chunk: &[u8]) {
+        for mac in &mut self.macs {
+            mac.update(chunk);
+        }
+    }
+
+    /// Bytes received so far.
+    pub fn received(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Every token is tried, so the time taken does not tell which one (if any) matched.
+    fn check(self) -> Result<(Sha256, BytesMut), SignatureError> {
+        let mut matched = false;
+        for mac in self.macs {
+            matched |= mac.verify_slice(&self.expected).is_ok();
+        }
+        if matched {
+            Ok((self.digest, self.body))
+        } else {
+            Err(SignatureError::Mismatch)
+        }
+    }
+
+    /// The verified webhook, once the whole body arrived and matched a token.
+    pub fn finish(
+        self,
+        app_id: &AppId,
+        received_at_ms: i64,
+    ) -> Result<VerifiedWebhook, SignatureError> {
+        let (digest, body) = self.check()?;
+        Ok(VerifiedWebhook {
+            app_id: app_id.clone(),
+            body: body.freeze(),
+            event_id: hex::encode(digest.finalize()),
+            received_at_ms,
+        })
     }
 }
 
@@ -215,14 +278,9 @@ impl VerifiedWebhook {
         signature: Option<&[u8]>,
         received_at_ms: i64,
     ) -> Result<Self, SignatureError> {
-        verify_signature(tokens, &body, signature)?;
-        let event_id = hex::encode(Sha256::digest(&body));
-        Ok(VerifiedWebhook {
-            app_id: app_id.clone(),
-            body,
-            event_id,
-            received_at_ms,
-        })
+        let mut verifier = StreamingVerifier::new(tokens, signature, body.len())?;
+        verifier.update(&body);
+        verifier.finish(app_id, received_at_ms)
     }
 
     pub fn app_id(&self) -> &AppId {

@@ -3,7 +3,7 @@
 //! is answered 200 before Kafka acknowledged it.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,25 +11,29 @@ use axum::Json;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use serde_json::json;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower::util::MapRequestLayer;
+use tower_http::request_id::PropagateRequestIdLayer;
 use tracing::{Instrument, field};
 
 use crate::avro::{EventEncoder, EventRecord};
-use crate::config::{AppId, Config};
+use crate::config::{AppId, Config, EdgeLimits};
 use crate::error::ApiError;
+use crate::http::budget::{ByteBudget, Reservation};
+use crate::http::client::{PerClient, client_addr};
 use crate::kafka::{OutRecord, PublishError, Publisher};
 use crate::sendbird::{Family, PoisonReason, Router as TopicRouter, SendbirdEvent, TopicName};
 use crate::telemetry;
 use crate::verify::{
-    FALLBACK_SIGNATURE_HEADER, SIGNATURE_HEADER, SignatureError, TokenSet, VerifiedWebhook,
-    decode_signature,
+    FALLBACK_SIGNATURE_HEADER, SIGNATURE_HEADER, SignatureError, StreamingVerifier, TokenSet,
+    VerifiedWebhook,
 };
 
 pub const HEADER_EVENT_ID: &str = "hookbridge-event-id";
@@ -38,9 +42,18 @@ pub const HEADER_APP_ID: &str = "hookbridge-app-id";
 pub const HEADER_SOURCE: &str = "hookbridge-source";
 pub const HEADER_DLQ_REASON: &str = "hookbridge-dlq-reason";
 pub const SOURCE: &str = "sendbird";
+/// Dead-letter reasons decided here rather than by the parser.
+pub const DLQ_APP_MISMATCH: &str = "app_id_mismatch";
+pub const DLQ_TOO_LARGE: &str = "record_too_large";
+const REQUEST_ID: &str = "x-request-id";
+
+/// Room for a record's framing in librdkafka's size check beyond key, value and headers: the
+/// record batch header and per-record varints.
+const RECORD_OVERHEAD: usize = 1024;
 
 /// Everything a webhook request needs, shared by all requests.
 pub struct WebhookState {
+    /// By lowercase app id: ids match whatever their case; the configured form is canonical.
     apps: HashMap<String, (AppId, Arc<TokenSet>)>,
     single_app: Option<String>,
     router: TopicRouter,
@@ -49,8 +62,12 @@ pub struct WebhookState {
     publisher: Arc<dyn Publisher>,
     max_body_bytes: usize,
     max_record_bytes: usize,
+    max_typed_items: usize,
     publish_timeout: Duration,
     in_flight: Arc<Semaphore>,
+    budget: ByteBudget,
+    edge: EdgeLimits,
+    per_client: Option<PerClient>,
 }
 
 impl WebhookState {
@@ -77,7 +94,7 @@ impl WebhookState {
                     metrics::gauge!(telemetry::API_TOKENS, "app_id" => a.app_id.to_string())
                         .set(a.api_tokens.len() as f64);
                     (
-                        a.app_id.as_str().to_owned(),
+                        app_key(a.app_id.as_str()),
                         (
                             a.app_id.clone(),
                             Arc::new(TokenSet::new(a.api_tokens.clone())),
@@ -92,17 +109,28 @@ impl WebhookState {
             publisher,
             max_body_bytes: config.max_body_bytes.get(),
             max_record_bytes: config.max_record_bytes(),
+            max_typed_items: config.max_typed_items.get(),
             publish_timeout: config.publish_timeout,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.get())),
+            budget: ByteBudget::new(config.edge.max_buffered_bytes.get()),
+            edge: config.edge.clone(),
+            per_client: config
+                .edge
+                .max_requests_per_client
+                .map(|n| PerClient::new(n.get())),
         })
+    }
+
+    /// The live token set of each app, for the tokens-file watcher.
+    pub fn token_set(&self, app_id: &AppId) -> Option<Arc<TokenSet>> {
+        self.apps
+            .get(&app_key(app_id.as_str()))
+            .map(|(_, set)| set.clone())
     }
 }
 
-impl WebhookState {
-    /// The live token set of each app, for the tokens-file watcher.
-    pub fn token_set(&self, app_id: &AppId) -> Option<Arc<TokenSet>> {
-        self.apps.get(app_id.as_str()).map(|(_, set)| set.clone())
-    }
+fn app_key(app_id: &str) -> String {
+    app_id.to_ascii_lowercase()
 }
 
 pub fn webhook_router(state: Arc<WebhookState>) -> Router {
@@ -110,8 +138,27 @@ pub fn webhook_router(state: Arc<WebhookState>) -> Router {
         .route("/webhooks/sendbird", post(single_app))
         .route("/webhooks/sendbird/{app_id}", post(by_app_id))
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(MapRequestLayer::new(sanitize_request_id))
         .with_state(state)
+}
+
+/// The longest `x-request-id` taken from a client.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Keeps a client's `x-request-id` only when it is 1 to 128 visible ASCII characters, so it is
+/// safe to log and echo; anything else is replaced by a generated id.
+fn sanitize_request_id<B>(mut request: axum::http::Request<B>) -> axum::http::Request<B> {
+    let usable = request.headers().get(REQUEST_ID).is_some_and(|v| {
+        let b = v.as_bytes();
+        (1..=MAX_REQUEST_ID).contains(&b.len()) && b.iter().all(|c| c.is_ascii_graphic())
+    });
+    if !usable {
+        let id = uuid::Uuid::new_v4().to_string();
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            request.headers_mut().insert(REQUEST_ID, value);
+        }
+    }
+    request
 }
 
 async fn single_app(
@@ -151,22 +198,24 @@ async fn handle(
     body: Body,
 ) -> Response {
     let started = Instant::now();
+    // Set (and bounded) by sanitize_request_id.
     let request_id = headers
-        .get("x-request-id")
+        .get(REQUEST_ID)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_owned();
+    let client = client_addr(peer.ip(), &headers, &state.edge.trusted_proxies);
     let span = tracing::info_span!(
         "webhook",
         request_id = %request_id,
-        app_id = app.as_deref().unwrap_or(""),
-        peer = %peer.ip(),
+        app_id = field::Empty,
+        client = %client,
         category = field::Empty,
         event_id = field::Empty,
         family = field::Empty,
     );
     let mut family = None;
-    let result = process(&state, app, &headers, body, started, &mut family)
+    let result = process(&state, app, client, &headers, body, started, &mut family)
         .instrument(span.clone())
         .await;
     let family_label = family.map_or("none", Family::label);
@@ -205,6 +254,7 @@ impl Drop for InFlight {
 async fn process(
     state: &WebhookState,
     app: Option<String>,
+    client: IpAddr,
     headers: &HeaderMap,
     body: Body,
     started: Instant,
@@ -216,12 +266,20 @@ async fn process(
         ApiError::Unavailable("in-flight limit reached")
     })?;
     let _gauge = InFlight::start();
+    let _client_slot = match &state.per_client {
+        Some(per_client) => Some(per_client.enter(client).ok_or_else(|| {
+            tracing::warn!("per-client request limit reached, shedding request");
+            ApiError::Unavailable("too many requests from this client")
+        })?),
+        None => None,
+    };
     let received_at_ms = telemetry::now_ms();
 
     let (app_id, tokens) = app
         .as_deref()
-        .and_then(|a| state.apps.get(a))
+        .and_then(|a| state.apps.get(&app_key(a)))
         .ok_or(ApiError::UnknownApp)?;
+    tracing::Span::current().record("app_id", app_id.as_str());
 
     let limit = state.max_body_bytes;
     let declared = headers
@@ -232,6 +290,7 @@ async fn process(
         tracing::warn!(declared, limit, "body larger than the limit");
         return Err(ApiError::TooLarge { limit });
     }
+    let declared = declared.and_then(|n| usize::try_from(n).ok());
     let signature = headers
         .get(SIGNATURE_HEADER)
         .or_else(|| headers.get(FALLBACK_SIGNATURE_HEADER))
@@ -242,35 +301,53 @@ async fn process(
         ApiError::Unauthorized
     };
     // A request without a usable signature is refused before its body is read.
-    decode_signature(signature).map_err(unauthorized)?;
+    let mut verifier = StreamingVerifier::new(&tokens.current(), signature, declared.unwrap_or(0))
+        .map_err(unauthorized)?;
 
-    // The whole request, body included, must fit in the deadline: a body trickling in must not
-    // hold an in-flight slot for longer, and must leave time to publish.
+    // A declared length is reserved whole before reading; a chunked body reserves as it comes.
+    let no_room = |_| {
+        tracing::warn!(
+            in_use = state.budget.in_use(),
+            "buffered-bytes budget exhausted, shedding request"
+        );
+        ApiError::Unavailable("request buffer full")
+    };
+    let mut held = match declared {
+        Some(n) => state
+            .budget
+            .reserve(n, state.edge.buffer_wait)
+            .await
+            .map_err(no_room)?,
+        None => state.budget.empty(),
+    };
+    // The whole request, body included, must fit in the deadline and leave time to publish.
     let deadline = started + state.publish_timeout;
-    let body = tokio::time::timeout_at(deadline, read_limited(body, limit))
-        .await
-        .map_err(|_| {
-            tracing::warn!("request body not received before the deadline");
-            ApiError::BodyTimeout
-        })??;
-
-    let webhook =
-        VerifiedWebhook::verify(app_id, &tokens.current(), body, signature, received_at_ms)
-            .map_err(unauthorized)?;
+    read_body(
+        state,
+        body,
+        &mut verifier,
+        declared.is_none().then_some(&mut held),
+        started,
+        deadline,
+    )
+    .await?;
+    let webhook = verifier
+        .finish(app_id, received_at_ms)
+        .map_err(unauthorized)?;
     let span = tracing::Span::current();
     span.record("event_id", webhook.event_id());
 
     // UTF-8 is checked once here; the text serves both the parse and the record's raw_body.
     let parsed = std::str::from_utf8(webhook.body())
         .map_err(|_| PoisonReason::NotUtf8)
-        .and_then(|text| Ok((text, SendbirdEvent::parse_str(text)?)));
+        .and_then(|text| Ok((text, SendbirdEvent::parse_str(text, state.max_typed_items)?)));
     match parsed {
         Ok((raw_body, event)) => {
             span.record("category", event.category.as_str());
             let f = Family::of(&event.category);
             span.record("family", f.label());
             *family = Some(f);
-            publish_event(state, &webhook, raw_body, &event, deadline).await
+            publish_event(state, &webhook, raw_body, &event, &mut held, deadline).await
         }
         Err(reason) => {
             *family = None;
@@ -283,22 +360,76 @@ async fn process(
     }
 }
 
-async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    match axum::body::to_bytes(body, limit).await {
-        Ok(b) => Ok(b),
-        Err(e) => {
-            let too_large = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>())
-                || e.to_string().contains("length limit");
-            if too_large {
-                tracing::warn!(limit, "body larger than the limit");
-                Err(ApiError::TooLarge { limit })
-            } else {
-                tracing::info!(error = %e, "could not read request body");
-                Err(ApiError::BadRequest("could not read the request body"))
+/// Reads the body into the verifier as it arrives. After `body_rate_grace`, the body must keep
+/// up an average of `body_min_rate` bytes a second, and all of it must arrive by `deadline`;
+/// otherwise 408, so a slow sender cannot hold its bytes for the whole deadline. `grow` is the
+/// reservation to extend chunk by chunk, for bodies of undeclared length.
+async fn read_body(
+    state: &WebhookState,
+    mut body: Body,
+    verifier: &mut StreamingVerifier,
+    mut grow: Option<&mut Reservation>,
+    started: Instant,
+    deadline: Instant,
+) -> Result<(), ApiError> {
+    let limit = state.max_body_bytes;
+    let min_rate = state.edge.body_min_rate;
+    loop {
+        let rate_due = if min_rate == 0 {
+            deadline
+        } else {
+            let earned = Duration::from_secs_f64(verifier.received() as f64 / min_rate as f64);
+            started + earned.max(state.edge.body_rate_grace)
+        };
+        let frame = match tokio::time::timeout_at(rate_due.min(deadline), body.frame()).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(e))) => {
+                tracing::info!(error = %e, received = verifier.received(), "could not read request body");
+                return Err(ApiError::BadRequest("could not read the request body"));
             }
+            Err(_) if Instant::now() >= deadline => {
+                tracing::warn!(
+                    received = verifier.received(),
+                    "request body not received before the deadline"
+                );
+                return Err(ApiError::BodyTimeout);
+            }
+            Err(_) => {
+                tracing::warn!(
+                    received = verifier.received(),
+                    min_rate,
+                    "request body arriving too slowly"
+                );
+                return Err(ApiError::BodyTooSlow);
+            }
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if verifier.received() + data.len() > limit {
+            tracing::warn!(limit, "body larger than the limit");
+            return Err(ApiError::TooLarge { limit });
         }
+        if let Some(held) = grow.as_deref_mut() {
+            let until = (Instant::now() + state.edge.buffer_wait).min(deadline);
+            state
+                .budget
+                .grow(held, data.len(), until)
+                .await
+                .map_err(|_| {
+                    tracing::warn!("buffered-bytes budget exhausted while reading a body");
+                    ApiError::Unavailable("request buffer full")
+                })?;
+        }
+        verifier.update(&data);
     }
+}
+
+/// Bytes librdkafka counts against `message.max.bytes` for one record.
+fn wire_size(key: Option<&str>, value_len: usize, headers: &[(&'static str, Vec<u8>)]) -> usize {
+    let headers: usize = headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    key.map_or(0, str::len) + value_len + headers + RECORD_OVERHEAD
 }
 
 fn common_headers(webhook: &VerifiedWebhook) -> Vec<(&'static str, Vec<u8>)> {
@@ -314,55 +445,55 @@ async fn publish_event(
     webhook: &VerifiedWebhook,
     raw_body: &str,
     event: &SendbirdEvent,
+    held: &mut Reservation,
     deadline: Instant,
 ) -> Result<Accepted, ApiError> {
     if let Some(body_app) = event.app_id.as_deref()
-        && body_app != webhook.app_id().as_str()
+        && !body_app.eq_ignore_ascii_case(webhook.app_id().as_str())
     {
+        // Authentic (it carries this app's signature) yet naming another app: a human must
+        // look, and retrying cannot change it.
         tracing::warn!(
             body_app_id = body_app,
-            "body names another app than the route"
+            "body names another app than the route; dead-lettering it"
         );
-        return Err(ApiError::BadRequest(
-            "app_id in the body does not match the route",
-        ));
+        return dead_letter(state, webhook, DLQ_APP_MISMATCH, deadline).await;
     }
     let route = state.router.route(event);
     let schema_id = *state
         .schema_ids
         .get(route.topic)
         .ok_or(ApiError::Internal)?;
-    let encoded = state.encoder.encode(
-        schema_id,
-        &EventRecord {
-            event_id: webhook.event_id(),
-            app_id: webhook.app_id().as_str(),
-            received_at_ms: webhook.received_at_ms(),
-            raw_body,
-            event,
-        },
-    );
-    // Retrying cannot fix either; keep the authentic bytes for a human instead of losing them.
-    // librdkafka counts key and headers against its limit too.
-    let key_len = route.key.as_ref().map_or(0, String::len);
-    let record_len = |value: &[u8]| value.len() + key_len + 1024;
-    let value = match encoded {
-        Ok(value) if record_len(&value) <= state.max_record_bytes => value,
-        Ok(value) => {
-            tracing::error!(
-                record_bytes = record_len(&value),
-                limit = state.max_record_bytes,
-                "record larger than the producer limit; dead-lettering the raw body"
-            );
-            return dead_letter(state, webhook, "record_too_large", deadline).await;
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "avro encoding failed; dead-lettering the raw body");
-            return dead_letter(state, webhook, "encode_failed", deadline).await;
-        }
+    let record = EventRecord {
+        event_id: webhook.event_id(),
+        app_id: webhook.app_id().as_str(),
+        received_at_ms: webhook.received_at_ms(),
+        raw_body,
+        event,
     };
     let mut headers = common_headers(webhook);
     headers.push((HEADER_CATEGORY, event.category.as_bytes().to_vec()));
+    // The size is known before the record is built: a record that cannot be sent is never made.
+    let value_len = state.encoder.encoded_len(&record);
+    let size = wire_size(route.key.as_deref(), value_len, &headers);
+    if size > state.max_record_bytes {
+        // Retrying cannot fix it; keep the authentic bytes for a human instead of losing them.
+        tracing::error!(
+            record_bytes = size,
+            limit = state.max_record_bytes,
+            "record larger than the producer limit; dead-lettering the raw body"
+        );
+        return dead_letter(state, webhook, DLQ_TOO_LARGE, deadline).await;
+    }
+    state
+        .budget
+        .grow(held, value_len, deadline)
+        .await
+        .map_err(|_| {
+            tracing::warn!("buffered-bytes budget exhausted before encoding; asking to retry");
+            ApiError::Unavailable("request buffer full")
+        })?;
+    let value = state.encoder.encode(schema_id, &record);
     let record = OutRecord {
         topic: route.topic.as_str().to_owned(),
         key: route.key,
@@ -390,6 +521,15 @@ async fn dead_letter(
 ) -> Result<Accepted, ApiError> {
     let mut headers = common_headers(webhook);
     headers.push((HEADER_DLQ_REASON, reason.as_bytes().to_vec()));
+    // A body within max_body_bytes and these few bounded headers always fit; say so if not.
+    let size = wire_size(None, webhook.body().len(), &headers);
+    if size > state.max_record_bytes {
+        tracing::error!(
+            record_bytes = size,
+            limit = state.max_record_bytes,
+            "dead letter larger than the producer limit"
+        );
+    }
     let record = OutRecord {
         topic: state.router.dlq_topic().as_str().to_owned(),
         key: None,

@@ -2,10 +2,16 @@
 //! unexpected type becomes `None`, never an error, because Sendbird's field types drift
 //! (booleans as integers, strings as booleans) and the raw body is kept whole anyway. Only a
 //! body that is not a UTF-8 JSON object with a `category` is refused, as poison.
+//!
+//! Bounded on purpose: the body is read through [`crate::json`], which keeps only the fields
+//! the view uses, so an authentic body of any shape costs memory in proportion to the view. A
+//! typed list longer than the cap is left out and named in [`SendbirdEvent::truncated`].
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+
+use crate::json::{self, Fields};
 
 /// Why an authentic body cannot be turned into an event; sent as the dead letter's reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -18,7 +24,15 @@ pub enum PoisonReason {
     NotObject,
     #[error("body has no category string")]
     NoCategory,
+    #[error("category is longer than {MAX_CATEGORY_BYTES} bytes")]
+    CategoryTooLong,
 }
+
+/// Longer categories are not Sendbird's; they would also bloat every record's header.
+pub const MAX_CATEGORY_BYTES: usize = 256;
+/// Typed lists (members, affected users, mentions, metadata entries) longer than this are left
+/// out of the typed view unless configured otherwise (`max_typed_items`).
+pub const DEFAULT_MAX_TYPED_ITEMS: usize = 1000;
 
 impl PoisonReason {
     /// Stable, bounded label for headers and metrics.
@@ -28,6 +42,7 @@ impl PoisonReason {
             PoisonReason::NotJson => "not_json",
             PoisonReason::NotObject => "not_object",
             PoisonReason::NoCategory => "no_category",
+            PoisonReason::CategoryTooLong => "category_too_long",
         }
     }
 }
@@ -94,6 +109,9 @@ pub struct SendbirdEvent {
     pub affected_users: Option<Vec<User>>,
     /// The category's own timestamp in milliseconds.
     pub occurred_at_ms: Option<i64>,
+    /// Typed fields left out because they held more than `max_typed_items` entries, by path
+    /// (`members`, `sender.metadata`, ...). The raw body always has them.
+    pub truncated: Vec<&'static str>,
 }
 
 const ACTOR_FIELDS: &[&str] = &[
@@ -113,12 +131,91 @@ const AFFECTED_FIELDS: &[&str] = &[
     "offending_user",
 ];
 
+/// Every top-level key the view reads: identity, the entities, and each category's timestamp.
+const TOP_LEVEL: &[&str] = &[
+    "category",
+    "app_id",
+    "channel",
+    "reported_message",
+    "payload",
+    "sender",
+    "blocker",
+    "unblocker",
+    "user",
+    "inviter",
+    "reporting_user",
+    "members",
+    "users",
+    "invitees",
+    "blockee",
+    "unblockee",
+    "operators",
+    "offending_user",
+    "mentioned_users",
+    "type",
+    "custom_type",
+    "mention_type",
+    "silent",
+    "sdk",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "requested_at",
+    "read_updates",
+    "changed_at",
+    "removed_at",
+    "invited_at",
+    "declined_invite_at",
+    "joined_at",
+    "left_at",
+    "ts",
+    "entered_at",
+    "exited_at",
+    "moderated_at",
+    "blocked_at",
+];
+const CHANNEL: &[&str] = &[
+    "channel_url",
+    "name",
+    "custom_type",
+    "data",
+    "is_distinct",
+    "is_public",
+    "is_super",
+    "is_ephemeral",
+    "is_discoverable",
+];
+const USER: &[&str] = &["user_id", "nickname", "profile_url", "metadata"];
+const MEMBER: &[&str] = &[
+    "user_id",
+    "nickname",
+    "profile_url",
+    "is_online",
+    "is_hidden",
+    "state",
+    "push_enabled",
+    "push_trigger_option",
+    "unread_message_count",
+];
+const PAYLOAD: &[&str] = &["message_id", "message", "custom_type", "data", "created_at"];
+const REPORTED: &[&str] = &[
+    "channel",
+    "payload",
+    "mentioned_users",
+    "type",
+    "custom_type",
+    "mention_type",
+    "silent",
+    "sdk",
+];
+
 /// Below this, a "milliseconds" value is really seconds (1e11 ms is March 1973; 1e11 s is the
 /// year 5138), so it is scaled. This guards against fields whose unit Sendbird never documented.
 const SECONDS_THRESHOLD: i64 = 100_000_000_000;
 
 /// Where a category keeps its own timestamp (first present wins). Field names come from
 /// Sendbird's webhook documentation; see tests/fixtures/sendbird/CATEGORIES.md for the evidence.
+/// Every first segment is in [`TOP_LEVEL`].
 fn timestamp_paths(category: &str) -> &'static [&'static [&'static str]] {
     const CREATED: &[&[&str]] = &[&["created_at"]];
     const PAYLOAD_CREATED: &[&[&str]] = &[&["payload", "created_at"]];
@@ -170,130 +267,115 @@ fn timestamp_paths(category: &str) -> &'static [&'static [&'static str]] {
     }
 }
 
-fn lookup<'a>(root: &'a Value, path: &[&str]) -> Option<&'a Value> {
-    path.iter().try_fold(root, |v, seg| match v {
-        Value::Array(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
-        Value::Object(map) => map.get(*seg),
-        _ => None,
-    })
+/// Reads typed lists with a cap, noting what was left out.
+struct Reader {
+    cap: usize,
+    truncated: Vec<&'static str>,
 }
 
-fn as_str(v: Option<&Value>) -> Option<String> {
-    v.and_then(Value::as_str).map(str::to_owned)
-}
-
-/// Integers, integral floats and numeric strings; anything else is `None`.
-fn as_i64(v: Option<&Value>) -> Option<i64> {
-    match v? {
-        Value::Number(n) => n.as_i64().or_else(|| {
-            n.as_f64()
-                .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e18)
-                .map(|f| f as i64)
-        }),
-        Value::String(s) => s.trim().parse().ok(),
-        _ => None,
+impl Reader {
+    fn note(&mut self, path: &'static str) {
+        if !self.truncated.contains(&path) {
+            self.truncated.push(path);
+        }
     }
-}
 
-/// Booleans, and the drift Sendbird is known for: 0/1 integers and "true"/"false" strings.
-fn as_bool(v: Option<&Value>) -> Option<bool> {
-    match v? {
-        Value::Bool(b) => Some(*b),
-        Value::Number(n) => match n.as_i64() {
-            Some(0) => Some(false),
-            Some(1) => Some(true),
-            _ => None,
-        },
-        Value::String(s) => match s.as_str() {
-            "true" => Some(true),
-            "false" => Some(false),
-            _ => None,
-        },
-        _ => None,
+    /// An array within the cap, else `None` with `path` noted.
+    fn list<'a>(
+        &mut self,
+        raw: Option<&'a RawValue>,
+        path: &'static str,
+    ) -> Option<Vec<&'a RawValue>> {
+        let items = json::array(raw?, self.cap)?;
+        if items.truncated() {
+            self.note(path);
+            return None;
+        }
+        Some(items.items)
     }
-}
 
-fn as_object(v: Option<&Value>) -> Option<&Map<String, Value>> {
-    v.and_then(Value::as_object)
-}
-
-fn parse_channel(map: &Map<String, Value>) -> Channel {
-    Channel {
-        channel_url: as_str(map.get("channel_url")),
-        name: as_str(map.get("name")),
-        custom_type: as_str(map.get("custom_type")),
-        data: as_str(map.get("data")),
-        is_distinct: as_bool(map.get("is_distinct")),
-        is_public: as_bool(map.get("is_public")),
-        is_super: as_bool(map.get("is_super")),
-        is_ephemeral: as_bool(map.get("is_ephemeral")),
-        is_discoverable: as_bool(map.get("is_discoverable")),
+    fn channel(&self, raw: Option<&RawValue>) -> Option<Channel> {
+        let f = json::object(raw?, CHANNEL)?;
+        Some(Channel {
+            channel_url: json::string(f.get("channel_url")),
+            name: json::string(f.get("name")),
+            custom_type: json::string(f.get("custom_type")),
+            data: json::string(f.get("data")),
+            is_distinct: json::bool(f.get("is_distinct")),
+            is_public: json::bool(f.get("is_public")),
+            is_super: json::bool(f.get("is_super")),
+            is_ephemeral: json::bool(f.get("is_ephemeral")),
+            is_discoverable: json::bool(f.get("is_discoverable")),
+        })
     }
-}
 
-fn parse_user(map: &Map<String, Value>) -> User {
-    let metadata = as_object(map.get("metadata")).map(|m| {
-        m.iter()
-            .map(|(k, v)| {
-                let text = match v {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                };
-                (k.clone(), text)
-            })
-            .collect()
-    });
-    User {
-        user_id: as_str(map.get("user_id")),
-        nickname: as_str(map.get("nickname")),
-        profile_url: as_str(map.get("profile_url")),
-        metadata,
-    }
-}
-
-fn parse_member(map: &Map<String, Value>) -> Member {
-    Member {
-        user_id: as_str(map.get("user_id")),
-        nickname: as_str(map.get("nickname")),
-        profile_url: as_str(map.get("profile_url")),
-        is_online: as_bool(map.get("is_online")),
-        is_hidden: as_bool(map.get("is_hidden")),
-        state: as_str(map.get("state")),
-        push_enabled: as_bool(map.get("push_enabled")),
-        push_trigger_option: as_str(map.get("push_trigger_option")),
-        unread_message_count: as_i64(map.get("unread_message_count")),
-    }
-}
-
-/// The message of a message event: `payload` plus the top-level fields Sendbird puts beside it.
-fn parse_message(outer: &Map<String, Value>) -> Option<Message> {
-    let payload = as_object(outer.get("payload"))?;
-    let mentioned_user_ids = outer
-        .get("mentioned_users")
-        .and_then(Value::as_array)
-        .map(|users| {
-            users
-                .iter()
-                .filter_map(|u| match u {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Object(m) => as_str(m.get("user_id")),
-                    _ => None,
-                })
-                .collect()
+    fn user(&mut self, f: &Fields<'_, '_>, metadata_path: &'static str) -> User {
+        let metadata = f.get("metadata").and_then(|raw| {
+            let (entries, total) = json::entries(raw, self.cap)?;
+            if total > entries.len() {
+                self.note(metadata_path);
+                return None;
+            }
+            Some(
+                entries
+                    .into_iter()
+                    .map(|(k, v)| (k, json::text(v)))
+                    .collect::<BTreeMap<_, _>>(),
+            )
         });
-    Some(Message {
-        message_id: as_i64(payload.get("message_id")),
-        message_type: as_str(outer.get("type")),
-        text: as_str(payload.get("message")),
-        custom_type: as_str(payload.get("custom_type"))
-            .or_else(|| as_str(outer.get("custom_type"))),
-        data: as_str(payload.get("data")),
-        created_at: as_i64(payload.get("created_at")).map(normalise_millis),
-        mention_type: as_str(outer.get("mention_type")),
-        mentioned_user_ids,
-        silent: as_bool(outer.get("silent")),
-        sdk: as_str(outer.get("sdk")),
-    })
+        User {
+            user_id: json::string(f.get("user_id")),
+            nickname: json::string(f.get("nickname")),
+            profile_url: json::string(f.get("profile_url")),
+            metadata,
+        }
+    }
+
+    fn member(&self, raw: &RawValue) -> Option<Member> {
+        let f = json::object(raw, MEMBER)?;
+        Some(Member {
+            user_id: json::string(f.get("user_id")),
+            nickname: json::string(f.get("nickname")),
+            profile_url: json::string(f.get("profile_url")),
+            is_online: json::bool(f.get("is_online")),
+            is_hidden: json::bool(f.get("is_hidden")),
+            state: json::string(f.get("state")),
+            push_enabled: json::bool(f.get("push_enabled")),
+            push_trigger_option: json::string(f.get("push_trigger_option")),
+            unread_message_count: json::int(f.get("unread_message_count")),
+        })
+    }
+
+    /// The message of a message event: `payload` plus the fields Sendbird puts beside it.
+    fn message(&mut self, outer: &Fields<'_, '_>) -> Option<Message> {
+        let payload = json::object(outer.get("payload")?, PAYLOAD)?;
+        let mentioned_user_ids = self
+            .list(outer.get("mentioned_users"), "message.mentioned_user_ids")
+            .map(|users| {
+                users
+                    .into_iter()
+                    .filter_map(|u| {
+                        json::string(Some(u)).or_else(|| {
+                            json::object(u, &["user_id"])
+                                .and_then(|m| json::string(m.get("user_id")))
+                        })
+                    })
+                    .collect()
+            });
+        Some(Message {
+            message_id: json::int(payload.get("message_id")),
+            message_type: json::string(outer.get("type")),
+            text: json::string(payload.get("message")),
+            custom_type: json::string(payload.get("custom_type"))
+                .or_else(|| json::string(outer.get("custom_type"))),
+            data: json::string(payload.get("data")),
+            created_at: json::int(payload.get("created_at")).map(normalise_millis),
+            mention_type: json::string(outer.get("mention_type")),
+            mentioned_user_ids,
+            silent: json::bool(outer.get("silent")),
+            sdk: json::string(outer.get("sdk")),
+        })
+    }
 }
 
 fn normalise_millis(value: i64) -> i64 {
@@ -308,67 +390,89 @@ impl SendbirdEvent {
     /// Parses the raw body. Errors only for poison: not UTF-8, not a JSON object, no category.
     pub fn parse(body: &[u8]) -> Result<SendbirdEvent, PoisonReason> {
         let text = std::str::from_utf8(body).map_err(|_| PoisonReason::NotUtf8)?;
-        SendbirdEvent::parse_str(text)
+        SendbirdEvent::parse_str(text, DEFAULT_MAX_TYPED_ITEMS)
     }
 
     /// [`SendbirdEvent::parse`] for a body already known to be UTF-8 (the handler checks once
-    /// and keeps the `&str` for the record's `raw_body`).
-    pub fn parse_str(text: &str) -> Result<SendbirdEvent, PoisonReason> {
-        let root: Value = serde_json::from_str(text).map_err(|_| PoisonReason::NotJson)?;
-        let map = root.as_object().ok_or(PoisonReason::NotObject)?;
-        let category = match map.get("category").and_then(Value::as_str).map(str::trim) {
-            Some(c) if !c.is_empty() => c.to_owned(),
+    /// and keeps the `&str` for the record's `raw_body`), with typed lists capped at `max_items`.
+    pub fn parse_str(text: &str, max_items: usize) -> Result<SendbirdEvent, PoisonReason> {
+        let top = json::document(text, TOP_LEVEL).map_err(|shape| match shape {
+            json::Shape::NotJson => PoisonReason::NotJson,
+            json::Shape::NotObject => PoisonReason::NotObject,
+        })?;
+        let category = match json::string(top.get("category")) {
+            Some(c) if c.trim().len() > MAX_CATEGORY_BYTES => {
+                return Err(PoisonReason::CategoryTooLong);
+            }
+            Some(c) if !c.trim().is_empty() => c.trim().to_owned(),
             _ => return Err(PoisonReason::NoCategory),
+        };
+        let mut r = Reader {
+            cap: max_items,
+            truncated: Vec::new(),
         };
 
         // message:report names the reported message's channel inside reported_message.
-        let reported = as_object(map.get("reported_message"));
-        let channel = as_object(map.get("channel"))
-            .or_else(|| reported.and_then(|r| as_object(r.get("channel"))))
-            .map(parse_channel);
-        let message = parse_message(map).or_else(|| reported.and_then(parse_message));
-        let sender = as_object(map.get("sender")).map(parse_user);
+        let reported = top
+            .get("reported_message")
+            .and_then(|raw| json::object(raw, REPORTED));
+        let channel = r
+            .channel(top.get("channel"))
+            .or_else(|| r.channel(reported.as_ref()?.get("channel")));
+        let message = r
+            .message(&top)
+            .or_else(|| reported.as_ref().and_then(|rep| r.message(rep)));
+        let sender = top
+            .get("sender")
+            .and_then(|raw| json::object(raw, USER))
+            .map(|f| r.user(&f, "sender.metadata"));
         // The first acting-user field that names a user id; failing that, the first present.
-        let actor = ACTOR_FIELDS
+        let actors: Vec<Fields<'_, '_>> = ACTOR_FIELDS
             .iter()
-            .filter_map(|f| as_object(map.get(*f)))
-            .find(|u| u.get("user_id").is_some_and(Value::is_string))
-            .or_else(|| ACTOR_FIELDS.iter().find_map(|f| as_object(map.get(*f))))
-            .map(parse_user);
-        let members = map.get("members").and_then(Value::as_array).map(|items| {
-            items
-                .iter()
-                .filter_map(Value::as_object)
-                .map(parse_member)
-                .collect()
-        });
-        let affected_users = AFFECTED_FIELDS.iter().find_map(|f| match map.get(*f)? {
-            Value::Array(items) => Some(
+            .filter_map(|f| json::object(top.get(f)?, USER))
+            .collect();
+        let actor = actors
+            .iter()
+            .find(|u| u.get("user_id").is_some_and(|v| v.get().starts_with('"')))
+            .or_else(|| actors.first())
+            .map(|f| r.user(f, "actor.metadata"));
+        let members = r
+            .list(top.get("members"), "members")
+            .map(|items| items.into_iter().filter_map(|m| r.member(m)).collect());
+        let affected_users = AFFECTED_FIELDS.iter().find_map(|f| {
+            let raw = top.get(f)?;
+            if let Some(one) = json::object(raw, USER) {
+                return Some(Some(vec![r.user(&one, "affected_users.metadata")]));
+            }
+            json::array(raw, 0)?;
+            Some(r.list(Some(raw), "affected_users").map(|items| {
                 items
-                    .iter()
-                    .filter_map(Value::as_object)
-                    .map(parse_user)
-                    .collect(),
-            ),
-            Value::Object(one) => Some(vec![parse_user(one)]),
-            _ => None,
+                    .into_iter()
+                    .filter_map(|u| json::object(u, USER))
+                    .map(|u| r.user(&u, "affected_users.metadata"))
+                    .collect()
+            }))
         });
 
         let occurred_at_ms = timestamp_paths(&category)
             .iter()
-            .find_map(|p| as_i64(lookup(&root, p)))
+            .find_map(|p| {
+                let (first, rest) = p.split_first()?;
+                json::int(json::path(top.get(first)?, rest))
+            })
             .map(normalise_millis);
 
         Ok(SendbirdEvent {
-            app_id: as_str(map.get("app_id")),
+            app_id: json::string(top.get("app_id")),
             category,
             channel,
             sender,
             actor,
             message,
             members,
-            affected_users,
+            affected_users: affected_users.flatten(),
             occurred_at_ms,
+            truncated: r.truncated,
         })
     }
 

@@ -1,0 +1,457 @@
+//! Lenient, bounded reading of JSON for typed views. Knows no vendor.
+//!
+//! A body is never turned into a whole tree. Each object is read shallowly: only the wanted
+//! keys are kept, as slices of the text ([`RawValue`]), and everything else is skipped by
+//! serde_json's iterative skipper, which allocates nothing and has no depth limit. Arrays are
+//! counted and only their first `cap` items kept. So the memory a body costs is bounded by what
+//! the typed view keeps, whatever the body's shape, and nesting cannot exhaust the stack.
+//!
+//! Leaves are decoded here rather than by serde, so RFC 8259 JSON that serde_json refuses still
+//! yields a view: a lone surrogate escape becomes U+FFFD, a number out of range becomes `None`.
+
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+/// Why a text is not a JSON document of the expected shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Not JSON at all (RFC 8259).
+    NotJson,
+    /// JSON, but not an object.
+    NotObject,
+}
+
+/// A UTF-8 byte order mark, which RFC 8259 allows a parser to ignore.
+const BOM: &str = "\u{feff}";
+
+/// The values of the wanted keys of one object, as raw JSON text. A key given twice keeps its
+/// last value, as most JSON parsers do.
+#[derive(Debug, Clone)]
+pub struct Fields<'a, 'w> {
+    found: Vec<(usize, &'a RawValue)>,
+    wanted: &'w [&'w str],
+}
+
+impl<'a> Fields<'a, '_> {
+    pub fn get(&self, key: &str) -> Option<&'a RawValue> {
+        let index = self.wanted.iter().position(|w| *w == key)?;
+        self.found
+            .iter()
+            .rev()
+            .find(|(i, _)| *i == index)
+            .map(|(_, v)| *v)
+    }
+}
+
+/// Reads a whole document that must be an object, keeping `wanted`. A leading byte order mark
+/// is skipped.
+pub fn document<'a, 'w>(text: &'a str, wanted: &'w [&'w str]) -> Result<Fields<'a, 'w>, Shape> {
+    let text = text.strip_prefix(BOM).unwrap_or(text);
+    match fields_of(text, wanted) {
+        Ok(fields) => Ok(fields),
+        // A type error comes at the first token, before the rest was checked.
+        Err(e) if e.is_data() => match serde_json::from_str::<IgnoredAny>(text) {
+            Ok(_) => Err(Shape::NotObject),
+            Err(_) => Err(Shape::NotJson),
+        },
+        Err(_) => Err(Shape::NotJson),
+    }
+}
+
+/// The object `raw`, keeping `wanted`; `None` when it is not an object.
+pub fn object<'a, 'w>(raw: &'a RawValue, wanted: &'w [&'w str]) -> Option<Fields<'a, 'w>> {
+    if !raw.get().starts_with('{') {
+        return None;
+    }
+    fields_of(raw.get(), wanted).ok()
+}
+
+fn fields_of<'a, 'w>(
+    text: &'a str,
+    wanted: &'w [&'w str],
+) -> Result<Fields<'a, 'w>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let found = FieldsVisitor { wanted }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(Fields { found, wanted })
+}
+
+struct FieldsVisitor<'w> {
+    wanted: &'w [&'w str],
+}
+
+impl<'de> DeserializeSeed<'de> for FieldsVisitor<'_> {
+    type Value = Vec<(usize, &'de RawValue)>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldsVisitor<'_> {
+    type Value = Vec<(usize, &'de RawValue)>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = Vec::new();
+        while let Some(key) = map.next_key_seed(KeyIndex {
+            wanted: self.wanted,
+        })? {
+            match key {
+                Some(i) => found.push((i, map.next_value::<&'de RawValue>()?)),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+/// A key, matched against the wanted list. Read as bytes: serde_json then accepts lone
+/// surrogate escapes in keys, which can never match a wanted key anyway.
+struct KeyIndex<'w> {
+    wanted: &'w [&'w str],
+}
+
+impl<'de> DeserializeSeed<'de> for KeyIndex<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_bytes(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeyIndex<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+        Ok(self.wanted.iter().position(|w| w.as_bytes() == v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        self.visit_bytes(v.as_bytes())
+    }
+}
+
+/// The first `cap` items of an array, and how many it had.
+#[derive(Debug, Clone)]
+pub struct Items<'a> {
+    pub items: Vec<&'a RawValue>,
+    pub total: usize,
+}
+
+impl Items<'_> {
+    /// More items than were kept.
+    pub fn truncated(&self) -> bool {
+        self.total > self.items.len()
+    }
+}
+
+/// The array `raw`, keeping at most `cap` items; `None` when it is not an array.
+pub fn array(raw: &RawValue, cap: usize) -> Option<Items<'_>> {
+    if !raw.get().starts_with('[') {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    de.deserialize_seq(ItemsVisitor { cap }).ok()
+}
+
+struct ItemsVisitor {
+    cap: usize,
+}
+
+impl<'de> Visitor<'de> for ItemsVisitor {
+    type Value = Items<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        let mut total = 0;
+        loop {
+            if total < self.cap {
+                match seq.next_element::<&'de RawValue>()? {
+                    Some(item) => items.push(item),
+                    None => break,
+                }
+            } else if seq.next_element::<IgnoredAny>()?.is_none() {
+                break;
+            }
+            total += 1;
+        }
+        Ok(Items { items, total })
+    }
+}
+
+/// The entries of the object `raw` (keys decoded), at most `cap` of them, and how many it had;
+/// `None` when it is not an object.
+pub fn entries(raw: &RawValue, cap: usize) -> Option<(Vec<(String, &RawValue)>, usize)> {
+    if !raw.get().starts_with('{') {
+        return None;
+    }
+    let mut de = serde_json::Deserializer::from_str(raw.get());
+    de.deserialize_map(EntriesVisitor { cap }).ok()
+}
+
+struct EntriesVisitor {
+    cap: usize,
+}
+
+impl<'de> Visitor<'de> for EntriesVisitor {
+    type Value = (Vec<(String, &'de RawValue)>, usize);
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out: Vec<(String, &'de RawValue)> = Vec::new();
+        let mut total = 0;
+        while let Some(key) = map.next_key::<KeyText>()? {
+            total += 1;
+            if let Some(slot) = out.iter_mut().find(|(k, _)| *k == key.0) {
+                slot.1 = map.next_value()?;
+            } else if out.len() < self.cap {
+                out.push((key.0, map.next_value()?));
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok((out, total))
+    }
+}
+
+/// A key as text; lone surrogates (read as bytes) become U+FFFD.
+struct KeyText(String);
+
+impl<'de> de::Deserialize<'de> for KeyText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = KeyText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<KeyText, E> {
+                Ok(KeyText(String::from_utf8_lossy(v).into_owned()))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyText, E> {
+                Ok(KeyText(v.to_owned()))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// Follows `path` through objects (keys) and arrays (decimal indexes).
+pub fn path<'a>(root: &'a RawValue, path: &[&str]) -> Option<&'a RawValue> {
+    path.iter().try_fold(root, |value, segment| {
+        if value.get().starts_with('[') {
+            let index: usize = segment.parse().ok()?;
+            array(value, index.checked_add(1)?)?
+                .items
+                .get(index)
+                .copied()
+        } else {
+            object(value, std::slice::from_ref(segment))?.get(segment)
+        }
+    })
+}
+
+/// A JSON string's text. Escapes are decoded here: a lone surrogate becomes U+FFFD instead of
+/// failing the whole body, as serde_json would.
+pub fn string(raw: Option<&RawValue>) -> Option<String> {
+    let inner = raw?.get().strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        return Some(inner.to_owned());
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    let mut pending_high: Option<u16> = None;
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            flush_high(&mut out, &mut pending_high);
+            out.push(c);
+            continue;
+        }
+        let escaped = chars.next()?;
+        if escaped != 'u' {
+            flush_high(&mut out, &mut pending_high);
+            out.push(match escaped {
+                'b' => '\u{8}',
+                'f' => '\u{c}',
+                'n' => '\n',
+                'r' => '\r',
+                't' => '\t',
+                other => other, // '"', '\\', '/': serde_json already refused any other
+            });
+            continue;
+        }
+        let hex: String = chars.by_ref().take(4).collect();
+        let unit = u16::from_str_radix(&hex, 16).ok()?;
+        match unit {
+            0xD800..=0xDBFF => {
+                flush_high(&mut out, &mut pending_high);
+                pending_high = Some(unit);
+            }
+            0xDC00..=0xDFFF => match pending_high.take() {
+                Some(high) => {
+                    let code =
+                        0x10000 + ((u32::from(high) - 0xD800) << 10) + (u32::from(unit) - 0xDC00);
+                    out.push(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER));
+                }
+                None => out.push(char::REPLACEMENT_CHARACTER),
+            },
+            other => {
+                flush_high(&mut out, &mut pending_high);
+                out.push(char::from_u32(u32::from(other)).unwrap_or(char::REPLACEMENT_CHARACTER));
+            }
+        }
+    }
+    flush_high(&mut out, &mut pending_high);
+    Some(out)
+}
+
+fn flush_high(out: &mut String, pending: &mut Option<u16>) {
+    if pending.take().is_some() {
+        out.push(char::REPLACEMENT_CHARACTER);
+    }
+}
+
+/// Integers, integral floats within range and numeric strings; anything else (including numbers
+/// beyond what a 64-bit integer holds) is `None`.
+pub fn int(raw: Option<&RawValue>) -> Option<i64> {
+    let text = raw?.get();
+    if text.starts_with('"') {
+        return string(raw)?.trim().parse().ok();
+    }
+    if !text.starts_with(|c: char| c == '-' || c.is_ascii_digit()) {
+        return None;
+    }
+    text.parse::<i64>().ok().or_else(|| {
+        text.parse::<f64>()
+            .ok()
+            .filter(|f| f.is_finite() && f.fract() == 0.0 && f.abs() < 9.0e18)
+            .map(|f| f as i64)
+    })
+}
+
+/// Booleans, and the drift senders are known for: 0/1 and "true"/"false".
+pub fn bool(raw: Option<&RawValue>) -> Option<bool> {
+    match raw?.get() {
+        "true" | "1" | "\"true\"" => Some(true),
+        "false" | "0" | "\"false\"" => Some(false),
+        _ => None,
+    }
+}
+
+/// The text of a JSON value for a string-valued field: strings as they are, anything else as
+/// its JSON text.
+pub fn text(raw: &RawValue) -> String {
+    string(Some(raw)).unwrap_or_else(|| raw.get().to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const WANTED: &[&str] = &["a", "b", "deep"];
+
+    fn raw(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).expect("valid JSON")
+    }
+
+    #[test]
+    fn keeps_only_wanted_keys_and_the_last_duplicate() {
+        let f = document(r#"{"a":1,"x":{"y":[1,2]},"a":2,"b":"s"}"#, WANTED).expect("object");
+        assert_eq!(f.get("a").map(RawValue::get), Some("2"));
+        assert_eq!(f.get("b").map(RawValue::get), Some(r#""s""#));
+        assert!(f.get("x").is_none());
+    }
+
+    #[test]
+    fn classifies_what_is_not_an_object() {
+        assert_eq!(document("[1,2]", WANTED).err(), Some(Shape::NotObject));
+        assert_eq!(document("[1,2", WANTED).err(), Some(Shape::NotJson));
+        assert_eq!(document("{\"a\":", WANTED).err(), Some(Shape::NotJson));
+        assert_eq!(
+            document("{\"a\":\"\u{1}\"}", WANTED).err(),
+            Some(Shape::NotJson)
+        );
+        assert_eq!(document("{} x", WANTED).err(), Some(Shape::NotJson));
+    }
+
+    #[test]
+    fn skips_a_byte_order_mark() {
+        let f = document("\u{feff}{\"a\":1}", WANTED).expect("object");
+        assert_eq!(int(f.get("a")), Some(1));
+    }
+
+    #[test]
+    fn nesting_far_beyond_serde_jsons_limit_is_skipped() {
+        let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+        let body = format!(r#"{{"x":{deep},"deep":{deep},"a":7}}"#);
+        let f = document(&body, WANTED).expect("object");
+        assert_eq!(int(f.get("a")), Some(7));
+        let d = f.get("deep").expect("kept raw");
+        assert!(path(d, &["0", "0", "0"]).is_some());
+    }
+
+    #[test]
+    fn lone_surrogates_become_replacement_characters() {
+        let f = document(r#"{"a":"x\ud83dy","b":"\ude00","\ud800":1}"#, WANTED).expect("object");
+        assert_eq!(string(f.get("a")).as_deref(), Some("x\u{fffd}y"));
+        assert_eq!(string(f.get("b")).as_deref(), Some("\u{fffd}"));
+        let pair = raw(r#""\ud83d\ude00 \u00e9\n\/""#);
+        assert_eq!(string(Some(&pair)).as_deref(), Some("\u{1f600} \u{e9}\n/"));
+        let high_then_high = raw(r#""\ud83d\ud83d\ude00""#);
+        assert_eq!(
+            string(Some(&high_then_high)).as_deref(),
+            Some("\u{fffd}\u{1f600}")
+        );
+    }
+
+    #[test]
+    fn numbers_out_of_range_are_none() {
+        let f = document(
+            r#"{"a":1e400,"b":-1e400,"deep":123456789012345678901234567890}"#,
+            WANTED,
+        )
+        .expect("object");
+        assert_eq!(int(f.get("a")), None);
+        assert_eq!(int(f.get("b")), None);
+        assert_eq!(int(f.get("deep")), None);
+        assert_eq!(int(Some(&raw("1.7e12"))), Some(1_700_000_000_000));
+        assert_eq!(int(Some(&raw("\" 42 \""))), Some(42));
+        assert_eq!(int(Some(&raw("1.5"))), None);
+        assert_eq!(int(Some(&raw("true"))), None);
+    }
+
+    #[test]
+    fn arrays_are_counted_beyond_the_cap() {
+        let a = raw("[{},{},{},{}]");
+        let items = array(&a, 2).expect("array");
+        assert_eq!((items.items.len(), items.total), (2, 4));
+        assert!(items.truncated());
+        assert!(array(&raw("{}"), 2).is_none());
+        let object = raw(r#"{"k":1,"l":"v","k":2,"m":3}"#);
+        let (kept, total) = entries(&object, 2).expect("object");
+        assert_eq!(total, 4);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0].1.get(), "2");
+    }
+
+    #[test]
+    fn booleans_accept_known_drift() {
+        for (text, want) in [
+            ("true", Some(true)),
+            ("0", Some(false)),
+            ("\"false\"", Some(false)),
+            ("2", None),
+            ("null", None),
+        ] {
+            assert_eq!(bool(Some(&raw(text))), want, "{text}");
+        }
+    }
+}
