@@ -148,7 +148,8 @@ pub struct EdgeLimits {
     /// Request body bytes being read or held, over all requests (records built from verified
     /// bodies are counted too).
     pub max_buffered_bytes: NonZeroUsize,
-    /// How long a request waits for room in `max_buffered_bytes` before it gets 503.
+    /// How long a request waits for room in `max_buffered_bytes` before it gets 503 (never past
+    /// its deadline).
     pub buffer_wait: Duration,
     /// After `body_rate_grace`, a body must have arrived at this average rate (bytes/s) or 408.
     pub body_min_rate: u64,
@@ -743,7 +744,7 @@ impl RawConfig {
             max_requests_per_client: self.max_requests_per_client,
             trusted_proxies: self.trusted_proxies.take(),
         };
-        let edge = check_edge(raw_edge, max_body_bytes, publish_timeout, errors);
+        let edge = check_edge(raw_edge, max_body_bytes, errors);
         let max_typed_items = match self.max_typed_items.unwrap_or(1000) {
             n @ 1..=1_000_000 => usize::try_from(n).ok().and_then(NonZeroUsize::new),
             n => {
@@ -880,7 +881,6 @@ struct RawEdge {
 fn check_edge(
     raw: RawEdge,
     max_body_bytes: Option<NonZeroUsize>,
-    publish_timeout: Option<Duration>,
     errors: &mut Vec<String>,
 ) -> Option<EdgeLimits> {
     let duration = |name: &str, value: &Option<String>, default: &str, errors: &mut Vec<String>| {
@@ -901,13 +901,6 @@ fn check_edge(
     let idle_timeout = duration("idle_timeout", &raw.idle_timeout, "60s", errors);
     let buffer_wait = duration("buffer_wait", &raw.buffer_wait, "500ms", errors);
     let body_rate_grace = duration("body_rate_grace", &raw.body_rate_grace, "1s", errors);
-    if let (Some(w), Some(p)) = (buffer_wait, publish_timeout)
-        && w >= p
-    {
-        errors.push(
-            "buffer_wait (HOOKBRIDGE_BUFFER_WAIT): must be shorter than publish_timeout".into(),
-        );
-    }
     let max_connections = match raw.max_connections.unwrap_or(4096) {
         n @ 1..=1_000_000 => usize::try_from(n).ok().and_then(NonZeroUsize::new),
         n => {
@@ -1197,6 +1190,101 @@ mod tests {
         let f = toml_file("kafka_brokerz = \"x\"\n");
         let err = Config::from_sources(Some(f.path()), &minimal()).expect_err("unknown key");
         assert!(err.to_string().contains("kafka_brokerz"), "{err}");
+    }
+
+    #[test]
+    fn aliases_and_topic_prefixes_do_not_slip_past_the_reserved_list() {
+        let text = r#"
+            [kafka_properties]
+            "topic.partitioner" = "random"
+            "request.required.acks" = "1"
+            "topic.compression.codec" = "none"
+            "compression.codec" = "zstd"
+            "compression.type" = "gzip"
+            "topic.message.timeout.ms" = "10000"
+            "#;
+        let err = Config::from_toml_str(Some(text), &minimal()).expect_err("invalid");
+        let text = err.to_string();
+        assert!(
+            text.contains("\"topic.partitioner\" (librdkafka's \"partitioner\")"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"request.required.acks\" (librdkafka's \"acks\")"),
+            "{text}"
+        );
+        assert!(text.contains("compression may not be turned off"), "{text}");
+        assert!(text.contains("given twice"), "{text}");
+        assert!(!text.contains("message.timeout.ms"), "{text}");
+        // A lone alias is stored under librdkafka's own name, so it replaces the default.
+        let ok = r#"
+            [kafka_properties]
+            "topic.compression.codec" = "zstd"
+            "#;
+        let c = Config::from_toml_str(Some(ok), &minimal()).expect("valid");
+        assert_eq!(
+            c.kafka_properties.keys().collect::<Vec<_>>(),
+            vec!["compression.type"]
+        );
+    }
+
+    #[test]
+    fn edge_limits_have_documented_defaults_and_are_checked() {
+        let c = Config::from_toml_str(None, &minimal()).expect("valid");
+        assert_eq!(c.edge.header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.edge.idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.edge.max_connections.get(), 4096);
+        assert_eq!(c.edge.max_buffered_bytes.get(), 256 * 1024 * 1024);
+        assert_eq!(c.edge.buffer_wait, Duration::from_millis(500));
+        assert_eq!(c.edge.body_min_rate, 32 * 1024);
+        assert_eq!(c.edge.body_rate_grace, Duration::from_secs(1));
+        assert!(c.edge.max_requests_per_client.is_none());
+        assert!(c.edge.trusted_proxies.is_empty());
+        assert_eq!(c.max_typed_items.get(), 1000);
+
+        let mut e = minimal();
+        e.insert(
+            "HOOKBRIDGE_TRUSTED_PROXIES".into(),
+            "10.0.0.0/8, 192.0.2.1".into(),
+        );
+        e.insert("HOOKBRIDGE_MAX_REQUESTS_PER_CLIENT".into(), "8".into());
+        let c = Config::from_toml_str(None, &e).expect("valid");
+        assert_eq!(c.edge.trusted_proxies.len(), 2);
+        assert_eq!(
+            c.edge.max_requests_per_client.map(NonZeroUsize::get),
+            Some(8)
+        );
+
+        let bad = r#"
+            header_read_timeout = "0s"
+            max_buffered_bytes = 4096
+            trusted_proxies = ["10.0.0.0/8", "proxy.internal"]
+            max_connections = 0
+            "#;
+        let err = Config::from_toml_str(Some(bad), &minimal()).expect_err("invalid");
+        let text = err.to_string();
+        for needle in [
+            "header_read_timeout",
+            "max_buffered_bytes",
+            "entry #2",
+            "max_connections",
+        ] {
+            assert!(text.contains(needle), "{needle} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn app_ids_differing_only_in_case_are_one_app() {
+        let text = r#"
+            [[apps]]
+            app_id = "ABC-1"
+            api_tokens = ["t1"]
+            [[apps]]
+            app_id = "abc-1"
+            api_tokens = ["t2"]
+            "#;
+        let err = Config::from_toml_str(Some(text), &BTreeMap::new()).expect_err("duplicate");
+        assert!(err.to_string().contains("configured twice"), "{err}");
     }
 
     #[test]

@@ -145,6 +145,31 @@ pub fn client_config(config: &Config) -> ClientConfig {
     cc
 }
 
+/// A librdkafka error as text without any configured property value: librdkafka quotes the
+/// value it refused ("Invalid value \"...\" for configuration property"), and values set through
+/// `kafka_properties` or `kafka_property_files` may be secrets.
+pub fn redacted(config: &Config, error: &KafkaError) -> String {
+    let mut text = match error {
+        KafkaError::ClientConfig(_, description, key, _) => {
+            format!("librdkafka refused property \"{key}\": {description}")
+        }
+        other => other.to_string(),
+    };
+    if let KafkaError::ClientConfig(_, _, _, value) = error
+        && !value.is_empty()
+    {
+        text = text.replace(value.as_str(), "[redacted]");
+    }
+    for value in config.kafka_properties.values() {
+        let value = value.expose();
+        // Short values ("1", "lz4") are settings, not secrets, and would blank out the message.
+        if value.len() >= 6 {
+            text = text.replace(value, "[redacted]");
+        }
+    }
+    text
+}
+
 fn classify(error: &KafkaError) -> PublishError {
     let code = error.rdkafka_error_code();
     match code {
@@ -170,8 +195,10 @@ pub struct KafkaPublisher {
 }
 
 impl KafkaPublisher {
-    pub fn new(config: &Config) -> Result<Self, KafkaError> {
-        let producer = client_config(config).create_with_context(TracingContext)?;
+    pub fn new(config: &Config) -> Result<Self, String> {
+        let producer = client_config(config)
+            .create_with_context(TracingContext)
+            .map_err(|e| redacted(config, &e))?;
         Ok(KafkaPublisher { producer })
     }
 
@@ -197,6 +224,16 @@ impl KafkaPublisher {
                     })
                     .map(|t| t.name().to_owned())
                     .collect(),
+                replicas: md
+                    .topics()
+                    .iter()
+                    .filter_map(|t| {
+                        Some((
+                            t.name().to_owned(),
+                            t.partitions().first()?.replicas().len(),
+                        ))
+                    })
+                    .collect(),
             })
         })
         .await
@@ -211,6 +248,8 @@ impl KafkaPublisher {
 pub struct ClusterView {
     pub brokers: usize,
     pub topics: Vec<String>,
+    /// Copies of each topic's first partition.
+    pub replicas: std::collections::BTreeMap<String, usize>,
 }
 
 impl Publisher for KafkaPublisher {
@@ -281,19 +320,18 @@ pub async fn ensure_topics(
         .unwrap_or_else(|| i32::try_from(cluster.brokers.clamp(1, 3)).unwrap_or(1));
     let partitions = i32::try_from(config.topic_partitions.get()).unwrap_or(12);
     let max_message_bytes = required_topic_message_bytes(config).to_string();
-    // With three copies, acks=all should mean "at least two brokers have it".
-    let min_insync = if replication >= 3 { "2" } else { "1" };
+    let min_insync = min_insync_replicas(replication).to_string();
     let new_topics: Vec<NewTopic<'_>> = missing
         .iter()
         .map(|t| {
             NewTopic::new(t.as_str(), partitions, TopicReplication::Fixed(replication))
                 .set("max.message.bytes", &max_message_bytes)
-                .set("min.insync.replicas", min_insync)
+                .set("min.insync.replicas", &min_insync)
         })
         .collect();
     let admin: AdminClient<DefaultClientContext> = client_config(config)
         .create()
-        .map_err(|e| format!("cannot create Kafka admin client: {e}"))?;
+        .map_err(|e| format!("cannot create Kafka admin client: {}", redacted(config, &e)))?;
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin
         .create_topics(new_topics.iter(), &opts)
@@ -315,6 +353,23 @@ pub async fn ensure_topics(
     }
 }
 
+/// `min.insync.replicas` for topics the gateway creates: with acks=all, a 200 then means the
+/// record is on all copies but one (RF 2: one broker may be down; RF 3: two brokers have it).
+/// Beyond three copies, a majority.
+pub fn min_insync_replicas(replication: i32) -> i32 {
+    match replication {
+        ..=2 => 1,
+        3 => 2,
+        n => n / 2 + 1,
+    }
+}
+
+/// The least `min.insync.replicas` the gateway runs with on a topic of `replication` copies:
+/// with three or more, acks=all must mean at least two brokers have the record.
+pub fn weakest_acceptable_insync(replication: usize) -> i64 {
+    if replication >= 3 { 2 } else { 1 }
+}
+
 /// The `max.message.bytes` topics need so that a record made from a `max_body_bytes` body fits.
 pub fn required_topic_message_bytes(config: &Config) -> usize {
     config.max_record_bytes() + 64 * 1024
@@ -327,6 +382,9 @@ pub struct TopicSizes {
     pub too_small: Vec<(String, usize)>,
     /// Topics that could not be described (missing, or no DescribeConfigs permission), with why.
     pub unchecked: Vec<String>,
+    /// Topics whose `min.insync.replicas` is below [`weakest_acceptable_insync`] for their copies,
+    /// with that setting and the number of copies.
+    pub weak_insync: Vec<(String, i64, usize)>,
 }
 
 /// Topics whose `max.message.bytes` (topic setting or broker default) is below what large
@@ -335,11 +393,12 @@ pub struct TopicSizes {
 pub async fn undersized_topics(
     config: &Config,
     topics: &[TopicName],
+    replicas: &std::collections::BTreeMap<String, usize>,
 ) -> Result<TopicSizes, String> {
     use rdkafka::admin::{OwnedResourceSpecifier, ResourceSpecifier};
     let admin: AdminClient<DefaultClientContext> = client_config(config)
         .create()
-        .map_err(|e| format!("cannot create Kafka admin client: {e}"))?;
+        .map_err(|e| format!("cannot create Kafka admin client: {}", redacted(config, &e)))?;
     let specifiers: Vec<ResourceSpecifier<'_>> = topics
         .iter()
         .map(|t| ResourceSpecifier::Topic(t.as_str()))
@@ -366,6 +425,15 @@ pub async fn undersized_topics(
             .get("max.message.bytes")
             .and_then(|e| e.value.as_deref())
             .and_then(|v| v.parse::<usize>().ok());
+        let min_insync = resource
+            .get("min.insync.replicas")
+            .and_then(|e| e.value.as_deref())
+            .and_then(|v| v.parse::<i64>().ok());
+        if let (Some(min_insync), Some(&copies)) = (min_insync, replicas.get(name))
+            && min_insync < weakest_acceptable_insync(copies)
+        {
+            sizes.weak_insync.push((name.clone(), min_insync, copies));
+        }
         match limit {
             Some(limit) if limit < required => sizes.too_small.push((name.clone(), limit)),
             Some(_) => {}
@@ -523,5 +591,55 @@ mod tests {
         assert!(matches!(classify(&e), PublishError::Permanent(_)));
         let e = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
         assert!(matches!(classify(&e), PublishError::Retryable(_)));
+    }
+
+    #[test]
+    fn configuration_errors_never_print_property_values() {
+        let env: std::collections::BTreeMap<String, String> = [
+            ("HOOKBRIDGE_KAFKA_BROKERS", "127.0.0.1:9092"),
+            ("HOOKBRIDGE_SCHEMA_REGISTRY_URL", "http://r"),
+            ("HOOKBRIDGE_SENDBIRD_APP_ID", "A"),
+            ("HOOKBRIDGE_SENDBIRD_API_TOKENS", "t"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let toml = r#"
+            [kafka_properties]
+            "sasl.oauthbearer.client.secret" = "hunter2-very-secret"
+            "#;
+        let config = Config::from_toml_str(Some(toml), &env).expect("valid");
+        let refused = KafkaError::ClientConfig(
+            rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
+            "Invalid value \"hunter2-very-secret\" for configuration property \"sasl.oauthbearer.client.secret\"".into(),
+            "sasl.oauthbearer.client.secret".into(),
+            "hunter2-very-secret".into(),
+        );
+        let text = redacted(&config, &refused);
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("sasl.oauthbearer.client.secret"), "{text}");
+        let creation =
+            KafkaError::ClientCreation("oidc with hunter2-very-secret needs curl".into());
+        assert!(!redacted(&config, &creation).contains("hunter2"));
+        // And through the real librdkafka: an invalid value for a real property.
+        let toml = r#"
+            [kafka_properties]
+            "security.protocol" = "NOT-A-PROTOCOL-s3cr3t"
+            "#;
+        let config = Config::from_toml_str(Some(toml), &env).expect("valid");
+        let err = KafkaPublisher::new(&config)
+            .err()
+            .expect("librdkafka refuses it");
+        assert!(!err.contains("s3cr3t"), "{err}");
+    }
+
+    #[test]
+    fn min_insync_replicas_leaves_room_for_one_broker_down() {
+        assert_eq!(
+            (1..=5).map(min_insync_replicas).collect::<Vec<_>>(),
+            vec![1, 1, 2, 3, 3]
+        );
+        assert_eq!(weakest_acceptable_insync(2), 1);
+        assert_eq!(weakest_acceptable_insync(3), 2);
     }
 }

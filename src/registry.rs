@@ -111,7 +111,12 @@ impl RegistryClient {
     async fn fail(what: &str, response: reqwest::Response) -> RegistryError {
         let status = response.status();
         let mut body = response.text().await.unwrap_or_default();
-        body.truncate(500);
+        // At a character boundary: truncating inside a multi-byte character panics.
+        let mut end = body.len().min(500);
+        while !body.is_char_boundary(end) {
+            end -= 1;
+        }
+        body.truncate(end);
         RegistryError::Status {
             what: what.to_owned(),
             status,

@@ -157,7 +157,8 @@ impl Application {
         let event_topics = router.event_topics();
         let schema_ids = resolve_schema_ids(&config, &event_topics).await?;
 
-        let publisher = KafkaPublisher::new(&config).context("creating the Kafka producer")?;
+        let publisher = KafkaPublisher::new(&config)
+            .map_err(|e| anyhow::anyhow!("creating the Kafka producer: {e}"))?;
         let cluster = wait_for_kafka(&publisher, &config.kafka_brokers).await?;
         let mut all_topics = event_topics;
         all_topics.push(router.dlq_topic().clone());
@@ -169,8 +170,20 @@ impl Application {
                 tracing::info!(topics = ?created, "created topics");
             }
         }
-        match kafka::undersized_topics(&config, &all_topics).await {
+        let cluster = publisher.metadata(Duration::from_secs(5)).await?;
+        match kafka::undersized_topics(&config, &all_topics, &cluster.replicas).await {
             Ok(sizes) => {
+                if !sizes.weak_insync.is_empty() {
+                    let list: Vec<String> = sizes
+                        .weak_insync
+                        .iter()
+                        .map(|(t, m, r)| format!("{t} (min.insync.replicas={m}, {r} copies)"))
+                        .collect();
+                    bail!(
+                        "topics would let acks=all succeed with a single copy: {}; set min.insync.replicas to at least 2 (kafka-configs --alter --add-config min.insync.replicas=2)",
+                        list.join(", ")
+                    );
+                }
                 for why in sizes.unchecked {
                     tracing::warn!(topic = why, "could not check the topic's max.message.bytes");
                 }

@@ -270,7 +270,8 @@ pub struct VerifiedWebhook {
 }
 
 impl VerifiedWebhook {
-    /// Verifies `body` against the app's tokens; the only constructor.
+    /// Verifies a body already in memory; [`StreamingVerifier::finish`] is the other (and only
+    /// other) constructor.
     pub fn verify(
         app_id: &AppId,
         tokens: &[ApiToken],
@@ -406,6 +407,36 @@ mod tests {
             let mut sig = t.sign(&body).into_bytes();
             sig[idx] = if sig[idx] == b'0' { b'1' } else { b'0' };
             prop_assert_eq!(verify_signature(&[t], &body, Some(&sig)), Err(SignatureError::Mismatch));
+        }
+
+        #[test]
+        fn any_chunking_verifies_like_one_shot(body in proptest::collection::vec(any::<u8>(), 0..512), cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..8), forged in any::<bool>()) {
+            let t = token("key");
+            let app = AppId::parse("A").expect("valid app id");
+            let mut sig = t.sign(&body);
+            if forged {
+                sig = token("other").sign(&body);
+            }
+            let one_shot = VerifiedWebhook::verify(&app, std::slice::from_ref(&t), Bytes::from(body.clone()), Some(sig.as_bytes()), 1);
+            let mut points: Vec<usize> = cuts.iter().map(|c| c.index(body.len() + 1)).collect();
+            points.sort_unstable();
+            let mut v = StreamingVerifier::new(&[t], Some(sig.as_bytes()), 0).expect("well-formed");
+            let mut from = 0;
+            for p in points.into_iter().chain([body.len()]) {
+                v.update(&body[from..p]);
+                from = p;
+            }
+            prop_assert_eq!(v.received(), body.len());
+            let streamed = v.finish(&app, 1);
+            match (one_shot, streamed) {
+                (Ok(a), Ok(b)) => {
+                    prop_assert_eq!(a.body(), b.body());
+                    prop_assert_eq!(&b.body()[..], &body[..]);
+                    prop_assert_eq!(a.event_id(), b.event_id());
+                }
+                (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                (a, b) => prop_assert!(false, "one-shot {:?} but streamed {:?}", a.is_ok(), b.is_ok()),
+            }
         }
 
         #[test]

@@ -20,7 +20,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -141,6 +141,7 @@ async fn serve_connection(
                 }
                 return;
             }
+            () = activity.head_begun.notified() => {}
             () = tokio::time::sleep_until(check_at) => match activity.verdict(limits) {
                 Verdict::Fine => {}
                 Verdict::HeaderTimeout => {
@@ -173,6 +174,9 @@ struct Activity {
     last_done: AtomicU64,
     /// When the first byte of a request whose headers are not complete arrived; `NONE` if none.
     head_started: AtomicU64,
+    /// Woken when a request's first byte arrives: the header deadline is sooner than the idle one
+    /// the connection's task may be sleeping towards.
+    head_begun: Notify,
 }
 
 const NONE: u64 = u64::MAX;
@@ -190,6 +194,7 @@ impl Activity {
             busy: AtomicUsize::new(0),
             last_done: AtomicU64::new(0),
             head_started: AtomicU64::new(NONE),
+            head_begun: Notify::new(),
         }
     }
 
@@ -204,9 +209,13 @@ impl Activity {
     fn on_read(&self) {
         if self.busy.load(Ordering::Acquire) == 0 {
             let now = self.now();
-            let _ =
-                self.head_started
-                    .compare_exchange(NONE, now, Ordering::AcqRel, Ordering::Acquire);
+            let begun = self
+                .head_started
+                .compare_exchange(NONE, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+            if begun {
+                self.head_begun.notify_one();
+            }
         }
     }
 

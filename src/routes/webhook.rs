@@ -312,16 +312,17 @@ async fn process(
         );
         ApiError::Unavailable("request buffer full")
     };
-    let mut held = match declared {
-        Some(n) => state
-            .budget
-            .reserve(n, state.edge.buffer_wait)
-            .await
-            .map_err(no_room)?,
-        None => state.budget.empty(),
-    };
     // The whole request, body included, must fit in the deadline and leave time to publish.
     let deadline = started + state.publish_timeout;
+    let mut held = state.budget.empty();
+    if let Some(n) = declared {
+        let until = (Instant::now() + state.edge.buffer_wait).min(deadline);
+        state
+            .budget
+            .grow(&mut held, n, until)
+            .await
+            .map_err(no_room)?;
+    }
     read_body(
         state,
         body,
@@ -570,5 +571,44 @@ async fn send(
             tracing::warn!(error = %e, topic, "kafka did not take the record; asking the sender to retry");
             Err(ApiError::Unavailable("kafka unavailable"))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id_after(value: Option<&[u8]>) -> String {
+        let mut request = axum::http::Request::new(());
+        if let Some(v) = value {
+            request.headers_mut().insert(
+                REQUEST_ID,
+                HeaderValue::from_bytes(v).expect("header value"),
+            );
+        }
+        let request = sanitize_request_id(request);
+        request.headers()[REQUEST_ID]
+            .to_str()
+            .expect("ascii")
+            .to_owned()
+    }
+
+    #[test]
+    fn request_ids_are_kept_only_when_short_and_visible() {
+        assert_eq!(id_after(Some(b"abc-123_XYZ")), "abc-123_XYZ");
+        let longest = "a".repeat(MAX_REQUEST_ID);
+        assert_eq!(id_after(Some(longest.as_bytes())), longest);
+        for bad in [
+            "a".repeat(MAX_REQUEST_ID + 1).into_bytes(),
+            b"has space".to_vec(),
+            b"tab\there".to_vec(),
+            b"".to_vec(),
+            b"caf\xc3\xa9".to_vec(),
+        ] {
+            let id = id_after(Some(&bad));
+            assert_ne!(id.as_bytes(), &bad[..]);
+            assert!(uuid::Uuid::parse_str(&id).is_ok(), "{id}");
+        }
+        assert!(uuid::Uuid::parse_str(&id_after(None)).is_ok());
     }
 }

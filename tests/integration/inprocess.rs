@@ -16,15 +16,15 @@ use tokio::sync::Semaphore;
 
 use crate::support::{APP_ID, TOKEN, fixture, sign};
 
-enum Script {
+pub(crate) enum Script {
     Fail(PublishError),
     /// Waits for a permit on the semaphore before acknowledging.
     Hold(Arc<Semaphore>),
 }
 
-struct ScriptedPublisher {
+pub(crate) struct ScriptedPublisher {
     script: Script,
-    seen: Mutex<Vec<OutRecord>>,
+    pub(crate) seen: Mutex<Vec<OutRecord>>,
 }
 
 impl Publisher for ScriptedPublisher {
@@ -54,15 +54,15 @@ impl Publisher for ScriptedPublisher {
     }
 }
 
-struct InProcess {
-    http: std::net::SocketAddr,
-    base: String,
-    publisher: Arc<ScriptedPublisher>,
-    client: reqwest::Client,
+pub(crate) struct InProcess {
+    pub(crate) http: std::net::SocketAddr,
+    pub(crate) base: String,
+    pub(crate) publisher: Arc<ScriptedPublisher>,
+    pub(crate) client: reqwest::Client,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
-async fn start(script: Script, extra: &[(&str, &str)]) -> InProcess {
+pub(crate) async fn start(script: Script, extra: &[(&str, &str)]) -> InProcess {
     start_with(
         script,
         &[
@@ -79,7 +79,11 @@ async fn start(script: Script, extra: &[(&str, &str)]) -> InProcess {
     .await
 }
 
-async fn start_with(script: Script, extra: &[(&str, &str)], toml: Option<&str>) -> InProcess {
+pub(crate) async fn start_with(
+    script: Script,
+    extra: &[(&str, &str)],
+    toml: Option<&str>,
+) -> InProcess {
     let mut env: BTreeMap<String, String> = [
         ("HOOKBRIDGE_KAFKA_BROKERS", "unused:9092"),
         ("HOOKBRIDGE_SCHEMA_REGISTRY_URL", "http://unused"),
@@ -130,7 +134,7 @@ async fn start_with(script: Script, extra: &[(&str, &str)], toml: Option<&str>) 
 }
 
 impl InProcess {
-    async fn post(&self, body: Vec<u8>) -> reqwest::Response {
+    pub(crate) async fn post(&self, body: Vec<u8>) -> reqwest::Response {
         self.client
             .post(&self.base)
             .header("x-sendbird-signature", sign(&body))

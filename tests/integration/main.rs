@@ -2,6 +2,7 @@
 //! for where those come from; nothing here is mocked.
 
 mod delivery;
+mod edge;
 mod inprocess;
 mod outage;
 mod rejection;

@@ -20,7 +20,9 @@ async fn created_topics_fit_large_records_and_foreign_ones_are_checked() {
     let env = base_env(&app.prefix).await;
     let config = Config::from_sources(None, &env).expect("valid");
     let ours = TopicName::parse(&app.topic("group_channel")).expect("topic");
-    let sizes = undersized_topics(&config, &[ours]).await.expect("describe");
+    let sizes = undersized_topics(&config, &[ours], &Default::default())
+        .await
+        .expect("describe");
     assert!(sizes.unchecked.is_empty(), "{sizes:?}");
     assert!(sizes.too_small.is_empty(), "{sizes:?}");
     app.stop().await;
@@ -45,7 +47,7 @@ async fn created_topics_fit_large_records_and_foreign_ones_are_checked() {
     let config = Config::from_sources(None, &env).expect("valid");
     let topic = TopicName::parse(&foreign).expect("topic");
     // A topic just created may not be describable for a moment.
-    let mut sizes = undersized_topics(&config, std::slice::from_ref(&topic))
+    let mut sizes = undersized_topics(&config, std::slice::from_ref(&topic), &Default::default())
         .await
         .expect("describe");
     for _ in 0..20 {
@@ -53,7 +55,7 @@ async fn created_topics_fit_large_records_and_foreign_ones_are_checked() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-        sizes = undersized_topics(&config, std::slice::from_ref(&topic))
+        sizes = undersized_topics(&config, std::slice::from_ref(&topic), &Default::default())
             .await
             .expect("describe");
     }
