@@ -124,7 +124,7 @@ pub fn client_config(config: &Config) -> ClientConfig {
         .set("compression.type", "lz4")
         .set("linger.ms", "5")
         .set("message.timeout.ms", "30000")
-        .set("queue.buffering.max.kbytes", "262144")
+        .set("queue.buffering.max.kbytes", "65536")
         .set("socket.keepalive.enable", "true");
     for (key, value) in &config.kafka_properties {
         cc.set(key, value.expose());
