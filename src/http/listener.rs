@@ -31,6 +31,9 @@ use crate::telemetry;
 /// waiting: a fresh socket's send buffer always has room for it.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
 
+/// At shutdown, how long a connection without a request in a handler may still write.
+const SHUTDOWN_FLUSH: Duration = Duration::from_millis(500);
+
 #[derive(Debug, Clone)]
 pub struct ListenerLimits {
     pub header_read_timeout: Duration,
@@ -132,8 +135,15 @@ async fn serve_connection(
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
     let mut closing = false;
+    // At shutdown, a connection without a request in a handler (half a head, or between
+    // requests) is dropped after a moment to flush any answer being written: nobody is owed a
+    // response, and it must not hold the drain for the whole header timeout.
+    let mut drop_unless_busy: Option<Instant> = None;
     loop {
-        let check_at = activity.next_check(limits);
+        let check_at = drop_unless_busy.map_or_else(
+            || activity.next_check(limits),
+            |at| at.min(activity.next_check(limits)),
+        );
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(e) = result {
@@ -142,23 +152,31 @@ async fn serve_connection(
                 return;
             }
             () = activity.head_begun.notified() => {}
-            () = tokio::time::sleep_until(check_at) => match activity.verdict(limits) {
-                Verdict::Fine => {}
-                Verdict::HeaderTimeout => {
-                    metrics::counter!(telemetry::CONNECTIONS_CLOSED, "reason" => "header_timeout").increment(1);
-                    tracing::info!(peer = %peer.ip(), timeout_ms = limits.header_read_timeout.as_millis() as u64, "request headers not received in time; closing the connection");
+            () = tokio::time::sleep_until(check_at) => {
+                if drop_unless_busy.is_some_and(|at| Instant::now() >= at) && !activity.is_busy() {
                     return;
                 }
-                Verdict::Idle if !closing => {
-                    metrics::counter!(telemetry::CONNECTIONS_CLOSED, "reason" => "idle").increment(1);
+                match activity.verdict(limits) {
+                    Verdict::Fine => {}
+                    Verdict::HeaderTimeout => {
+                        metrics::counter!(telemetry::CONNECTIONS_CLOSED, "reason" => "header_timeout").increment(1);
+                        tracing::info!(peer = %peer.ip(), timeout_ms = limits.header_read_timeout.as_millis() as u64, "request headers not received in time; closing the connection");
+                        return;
+                    }
+                    Verdict::Idle if !closing => {
+                        metrics::counter!(telemetry::CONNECTIONS_CLOSED, "reason" => "idle").increment(1);
+                        connection.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                    Verdict::Idle => {}
+                }
+            }
+            _ = shutdown.wait_for(|stop| *stop), if drop_unless_busy.is_none() => {
+                if !closing {
                     connection.as_mut().graceful_shutdown();
                     closing = true;
                 }
-                Verdict::Idle => {}
-            },
-            _ = shutdown.wait_for(|stop| *stop), if !closing => {
-                connection.as_mut().graceful_shutdown();
-                closing = true;
+                drop_unless_busy = Some(Instant::now() + SHUTDOWN_FLUSH);
             }
         }
     }
@@ -217,6 +235,10 @@ impl Activity {
                 self.head_begun.notify_one();
             }
         }
+    }
+
+    fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire) > 0
     }
 
     fn begin_request(self: &Arc<Self>) -> Busy {

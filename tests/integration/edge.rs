@@ -313,3 +313,41 @@ async fn a_two_mib_body_of_empty_members_becomes_a_small_record_quickly() {
         seen[0].value.len()
     );
 }
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_half_sent_heads() {
+    let _shared = crate::support::BROKER_LOCK.read().await;
+    let app = start(
+        Script::Hold(Arc::new(Semaphore::new(100))),
+        &[("HOOKBRIDGE_HEADER_READ_TIMEOUT", "30s")],
+    )
+    .await;
+    let mut stalled = Vec::new();
+    for _ in 0..20 {
+        let mut s = connect(&app).await;
+        s.write_all(b"POST /webhooks/sendbird HTTP/1.1\r\nHost: x\r\nX-Pad: ")
+            .await
+            .expect("partial head");
+        stalled.push(s);
+    }
+    // An idle keep-alive connection too.
+    let body = fixture("group_channel__join");
+    let mut idle = connect(&app).await;
+    idle.write_all(&[head("/webhooks/sendbird", &body, ""), body.clone()].concat())
+        .await
+        .expect("request");
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).await.expect("answer");
+    let started = Instant::now();
+    let _ = app.stop.send(());
+    tokio::time::timeout(Duration::from_secs(5), app.stopped)
+        .await
+        .expect("stopped within 5 s, not after the 30 s header timeout")
+        .expect("task")
+        .expect("clean stop");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+}

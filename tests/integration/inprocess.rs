@@ -59,7 +59,8 @@ pub(crate) struct InProcess {
     pub(crate) base: String,
     pub(crate) publisher: Arc<ScriptedPublisher>,
     pub(crate) client: reqwest::Client,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    pub(crate) stop: tokio::sync::oneshot::Sender<()>,
+    pub(crate) stopped: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 pub(crate) async fn start(script: Script, extra: &[(&str, &str)]) -> InProcess {
@@ -121,7 +122,7 @@ pub(crate) async fn start_with(
     let http = app.http_addr();
     let base = format!("http://{http}/webhooks/sendbird");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async {
+    let stopped = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
     }));
     InProcess {
@@ -129,7 +130,8 @@ pub(crate) async fn start_with(
         base,
         publisher,
         client: reqwest::Client::new(),
-        _stop: tx,
+        stop: tx,
+        stopped,
     }
 }
 
