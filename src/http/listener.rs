@@ -31,6 +31,9 @@ use crate::telemetry;
 /// waiting: a fresh socket's send buffer always has room for it.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
 
+/// The largest request head (request line and headers) the listener reads.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
 /// At shutdown, how long a connection without a request in a handler may still write.
 const SHUTDOWN_FLUSH: Duration = Duration::from_millis(500);
 
@@ -131,6 +134,9 @@ async fn serve_connection(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(None)
+        // A request head must fit in this (431 otherwise); with `max_connections` it bounds the
+        // memory open connections hold outside the byte budget.
+        .max_buf_size(MAX_HEAD_BYTES)
         .keep_alive(true);
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);

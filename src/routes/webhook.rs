@@ -291,10 +291,7 @@ async fn process(
         return Err(ApiError::TooLarge { limit });
     }
     let declared = declared.and_then(|n| usize::try_from(n).ok());
-    let signature = headers
-        .get(SIGNATURE_HEADER)
-        .or_else(|| headers.get(FALLBACK_SIGNATURE_HEADER))
-        .map(|v| v.as_bytes());
+    let signature = signature_header(headers);
     let unauthorized = |e: SignatureError| {
         metrics::counter!(telemetry::SIGNATURE_FAILURES, "reason" => e.reason()).increment(1);
         tracing::warn!(reason = e.reason(), "webhook signature rejected");
@@ -358,6 +355,24 @@ async fn process(
             );
             dead_letter(state, &webhook, reason.code(), deadline).await
         }
+    }
+}
+
+/// The signature header's value: the documented header, else the fallback. A header given
+/// twice is ambiguous (which one would a proxy keep?) and reads as no signature at all, which
+/// the verifier refuses as malformed.
+fn signature_header(headers: &HeaderMap) -> Option<&[u8]> {
+    const AMBIGUOUS: &[u8] = b"(given twice)";
+    let name = if headers.contains_key(SIGNATURE_HEADER) {
+        SIGNATURE_HEADER
+    } else {
+        FALLBACK_SIGNATURE_HEADER
+    };
+    let mut values = headers.get_all(name).iter();
+    let first = values.next()?;
+    match values.next() {
+        Some(_) => Some(AMBIGUOUS),
+        None => Some(first.as_bytes()),
     }
 }
 
