@@ -13,7 +13,7 @@ import tomllib
 import pytest
 import yaml
 
-from deploy_helpers import CHART, Rendered, run_helm
+from deploy_helpers import CHART, VALUES_DIR, Rendered, run_helm
 
 ALL_ON = "all-on.yaml"
 TOKENS = "tokens-in-values.yaml"
@@ -138,6 +138,47 @@ def test_config_toml_is_valid_and_complete(render):
     assert cfg["routes"] == [{"category": "group_channel:message_*", "topic": "sendbird.messages"}]
 
 
+# connection and buffering limits: (values.yaml key, config.toml key, chart default, all-on.yaml)
+EDGE_SETTINGS = [
+    ("headerReadTimeout", "header_read_timeout", "10s", "5s"),
+    ("idleTimeout", "idle_timeout", "60s", "30s"),
+    ("maxConnections", "max_connections", 4096, 2048),
+    ("maxBufferedBytes", "max_buffered_bytes", 268435456, 134217728),
+    ("bufferWait", "buffer_wait", "500ms", "250ms"),
+    ("bodyMinRate", "body_min_rate", 32768, 16384),
+    ("bodyRateGrace", "body_rate_grace", "1s", "2s"),
+    ("maxRequestsPerClient", "max_requests_per_client", 0, 64),
+    ("trustedProxies", "trusted_proxies", [], ["10.0.0.0/8", "fd00::/8", "192.168.1.10"]),
+    ("maxTypedItems", "max_typed_items", 1000, 500),
+]
+
+
+@pytest.mark.parametrize("values,column", [((), 2), ((ALL_ON,), 3)], ids=["defaults", "all-on"])
+def test_config_toml_has_the_connection_and_buffer_limits(render, values, column):
+    cfg = tomllib.loads(render(*values).config_toml())
+    for setting in EDGE_SETTINGS:
+        key, expected = setting[1], setting[column]
+        assert key in cfg, f"{key} ({setting[0]}) is not rendered into config.toml"
+        assert cfg[key] == expected and type(cfg[key]) is type(expected), \
+            f"{key}: rendered {cfg[key]!r}, want {expected!r}"
+
+
+def test_edge_limit_defaults_are_the_values_yaml_defaults():
+    config = yaml.safe_load((CHART / "values.yaml").read_text())["config"]
+    assert {s[0]: config[s[0]] for s in EDGE_SETTINGS} == {s[0]: s[2] for s in EDGE_SETTINGS}
+    all_on = yaml.safe_load((VALUES_DIR / ALL_ON).read_text())["config"]
+    assert {s[0]: all_on[s[0]] for s in EDGE_SETTINGS} == {s[0]: s[3] for s in EDGE_SETTINGS}
+    assert all(s[2] != s[3] for s in EDGE_SETTINGS), "all-on.yaml moves every limit off its default"
+
+
+def test_default_memory_limit_holds_the_default_buffer():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    limit = values["resources"]["limits"]["memory"]
+    assert limit.endswith("Mi")
+    # max_buffered_bytes + librdkafka's 64 MiB queue + the base (docs/deploy.md "Sizing")
+    assert int(limit[:-2]) * 2**20 >= values["config"]["maxBufferedBytes"] + 64 * 2**20 + 32 * 2**20
+
+
 def test_default_config_leaves_optional_keys_to_the_gateway(render):
     cfg = tomllib.loads(render().config_toml())
     assert "topic_replication_factor" not in cfg  # the gateway's default: min(3, brokers)
@@ -253,6 +294,18 @@ def test_schema_rejects_an_unknown_top_level_key(render_error):
     (("sendbird.apps[0].appId=bad/id",), "appId"),
     (("config.shutdownTimeout=15",), "shutdownTimeout"),
     (("service.type=ExternalName",), "service"),
+    (("config.maxBodyBytes=67108864",), "config.maxBufferedBytes"),
+    (("config.maxBufferedBytes=10485760",), "at least 5 x config.maxBodyBytes + 65536"),
+    (("config.headerReadTimeout=0s",), "headerReadTimeout"),
+    (("config.idleTimeout=61m",), "idleTimeout"),
+    (("config.bufferWait=3601s",), "bufferWait"),
+    (("config.bodyRateGrace=1h",), "bodyRateGrace"),
+    (("config.maxConnections=0",), "maxConnections"),
+    (("config.bodyMinRate=-1",), "bodyMinRate"),
+    (("config.maxRequestsPerClient=1000001",), "maxRequestsPerClient"),
+    (("config.maxTypedItems=0",), "maxTypedItems"),
+    (("config.trustedProxies={ingress-nginx}",), "trustedProxies"),
+    (("config.trustedProxies=10.0.0.0/8",), "trustedProxies"),
 ])
 def test_inconsistent_values_fail_with_a_clear_message(render_error, sets, message):
     from deploy_helpers import VALUES_DIR

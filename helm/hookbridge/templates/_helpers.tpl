@@ -110,6 +110,11 @@ Checks across values that the schema cannot express; fails the render with a cle
 {{- if lt (include "hookbridge.durationMillis" $v.config.shutdownTimeout | int) $publish }}
 {{- fail (printf "config.shutdownTimeout (%s) must be at least config.publishTimeout (%s), or in-flight requests cannot finish" $v.config.shutdownTimeout $v.config.publishTimeout) }}
 {{- end }}
+{{- /* one largest body and the record built from it (at most 4 x body + 64 KiB) must fit */}}
+{{- $needBuffer := add (mul (int64 $v.config.maxBodyBytes) 5) 65536 }}
+{{- if lt (int64 $v.config.maxBufferedBytes) $needBuffer }}
+{{- fail (printf "config.maxBufferedBytes (%d) must be at least 5 x config.maxBodyBytes + 65536 (%d): it must hold one largest body and the record built from it" (int64 $v.config.maxBufferedBytes) $needBuffer) }}
+{{- end }}
 {{- /* set by hookbridge for its delivery guarantee; the gateway refuses them too */}}
 {{- $reserved := list "bootstrap.servers" "metadata.broker.list" "enable.idempotence" "acks" "request.required.acks" "partitioner" "max.in.flight.requests.per.connection" "max.in.flight" "message.max.bytes" "enable.gapless.guarantee" "transactional.id" }}
 {{- range $k, $_ := $v.kafka.properties }}
