@@ -7,8 +7,10 @@ Prints figures; asserts nothing about speed. Scenarios, each on a fresh gateway 
 2. rate-keeping forged uploads: N connections declare 2 MiB and trickle at just above the
    minimum body rate, so only the deadline ends them;
 3. partial headers: N connections send half a request head and stall;
-4. amplification: correctly signed 2 MiB bodies shaped {"members":[{},{},...]}, three one after
-   another, then eight at once.
+4. amplification: correctly signed 2 MiB bodies of painful shapes (a member list of empty
+   objects, a metadata map of 170k keys, one key repeated 170k times, nesting a million deep, a
+   2 MiB channel URL, 170k top-level keys), three of each one after another, then eight member
+   lists at once.
 
 During 1-3, a correctly signed 2 KB webhook is sent every 100 ms: how many got 200, and their
 latency, tells whether Sendbird would still be served. Peak RSS is the gateway's VmHWM.
@@ -213,26 +215,53 @@ async def attack(gw: Gateway, n: int, kind: str, hold: float) -> dict:
     }
 
 
-def members_body(i: int) -> bytes:
-    head = (
-        '{"category":"group_channel:message_send","app_id":"%s","channel":{"channel_url":"amp%d"},"members":['
-        % (APP, i)
-    ).encode()
-    n = (TWO_MIB - len(head) - 8) // 3
-    return head + b"{}," * n + b"{}]}"
+def shaped(kind: str, i: int) -> bytes:
+    """A correctly shaped-for-pain body of just under 2 MiB."""
+    start = '{"category":"group_channel:message_send","app_id":"%s","channel":{"channel_url":"amp%d"}' % (APP, i)
+    room = TWO_MIB - len(start) - 64
+    if kind == "members":
+        return (start + ',"members":[' + "{}," * (room // 3) + "{}]}").encode()
+    if kind == "metadata":
+        n = room // 13
+        keys = ",".join('"k%07d":0' % j for j in range(n))
+        return (start + ',"sender":{"user_id":"u","metadata":{' + keys + "}}}").encode()
+    if kind == "repeated-key":
+        return (start + "," + '"sender":{},' * (room // 12) + '"x":0}').encode()
+    if kind == "deep":
+        depth = room // 2
+        return (start + ',"payload":' + "[" * depth + "]" * depth + "}").encode()
+    if kind == "long-channel-url":
+        return ('{"category":"group_channel:join","app_id":"%s","channel":{"channel_url":"%s"}}' % (APP, "u" * room)).encode()
+    if kind == "top-level-keys":
+        return (start + "," + ",".join('"f%07d":1' % j for j in range(room // 13)) + "}").encode()
+    raise ValueError(kind)
 
 
-async def amplification(gw: Gateway) -> dict:
-    sequential = [await post(gw.http, members_body(i)) for i in range(3)]
-    concurrent = await asyncio.gather(*(post(gw.http, members_body(100 + i)) for i in range(8)))
-    return {
-        "scenario": "signed 2 MiB members:[{},...] bodies",
-        "sequential": [(s, round(t * 1000)) for s, t in sequential],
-        "eight_at_once": [(s, round(t * 1000)) for s, t in concurrent],
-        "vmhwm_mib": gw.status("VmHWM"),
-        "rss_after_mib": gw.status("VmRSS"),
-        "ready_after": gw.ready(),
-    }
+SHAPES = ("members", "metadata", "repeated-key", "deep", "long-channel-url", "top-level-keys")
+
+
+async def amplification(gw: Gateway) -> list[dict]:
+    out = []
+    for kind in SHAPES:
+        runs = [await post(gw.http, shaped(kind, i)) for i in range(3)]
+        out.append(
+            {
+                "scenario": f"signed 2 MiB {kind}",
+                "status_ms": [(s, round(t * 1000)) for s, t in runs],
+                "vmhwm_mib": gw.status("VmHWM"),
+            }
+        )
+    concurrent = await asyncio.gather(*(post(gw.http, shaped("members", 100 + i)) for i in range(8)))
+    out.append(
+        {
+            "scenario": "eight signed 2 MiB members bodies at once",
+            "status_ms": [(s, round(t * 1000)) for s, t in concurrent],
+            "vmhwm_mib": gw.status("VmHWM"),
+            "rss_after_mib": gw.status("VmRSS"),
+            "ready_after": gw.ready(),
+        }
+    )
+    return out
 
 
 async def main() -> None:
@@ -249,10 +278,10 @@ async def main() -> None:
         print(json.dumps(result))
     gw = Gateway()
     try:
-        result = await amplification(gw)
+        for result in await amplification(gw):
+            print(json.dumps(result))
     finally:
         gw.stop()
-    print(json.dumps(result))
 
 
 if __name__ == "__main__":

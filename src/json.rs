@@ -100,7 +100,14 @@ impl<'de> Visitor<'de> for FieldsVisitor<'_> {
             wanted: self.wanted,
         })? {
             match key {
-                Some(i) => found.push((i, map.next_value::<&'de RawValue>()?)),
+                // Replaced in place, so a key repeated a million times costs one slot.
+                Some(i) => {
+                    let value = map.next_value::<&'de RawValue>()?;
+                    match found.iter_mut().find(|(k, _)| *k == i) {
+                        Some(slot) => slot.1 = value,
+                        None => found.push((i, value)),
+                    }
+                }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -186,9 +193,9 @@ impl<'de> Visitor<'de> for ItemsVisitor {
     }
 }
 
-/// The entries of the object `raw` (keys decoded), at most `cap` of them, and how many it had;
-/// `None` when it is not an object.
-pub fn entries(raw: &RawValue, cap: usize) -> Option<(Vec<(String, &RawValue)>, usize)> {
+/// The entries of the object `raw` (keys decoded, a repeated key keeping its last value), and
+/// whether it had more than `cap` (repeats counted); `None` when it is not an object.
+pub fn entries(raw: &RawValue, cap: usize) -> Option<(Vec<(String, &RawValue)>, bool)> {
     if !raw.get().starts_with('{') {
         return None;
     }
@@ -201,24 +208,35 @@ struct EntriesVisitor {
 }
 
 impl<'de> Visitor<'de> for EntriesVisitor {
-    type Value = (Vec<(String, &'de RawValue)>, usize);
+    type Value = (Vec<(String, &'de RawValue)>, bool);
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut out: Vec<(String, &'de RawValue)> = Vec::new();
         let mut total = 0;
-        while let Some(key) = map.next_key::<KeyText>()? {
+        let mut truncated = false;
+        loop {
+            if total >= self.cap {
+                // Past the cap the entries are only counted: no key is decoded or compared.
+                if map.next_key::<IgnoredAny>()?.is_none() {
+                    break;
+                }
+                map.next_value::<IgnoredAny>()?;
+                truncated = true;
+                continue;
+            }
+            let Some(key) = map.next_key::<KeyText>()? else {
+                break;
+            };
             total += 1;
             if let Some(slot) = out.iter_mut().find(|(k, _)| *k == key.0) {
                 slot.1 = map.next_value()?;
-            } else if out.len() < self.cap {
-                out.push((key.0, map.next_value()?));
             } else {
-                map.next_value::<IgnoredAny>()?;
+                out.push((key.0, map.next_value()?));
             }
         }
-        Ok((out, total))
+        Ok((out, truncated))
     }
 }
 
@@ -364,6 +382,10 @@ mod tests {
 
     #[test]
     fn keeps_only_wanted_keys_and_the_last_duplicate() {
+        let many = format!("{{{}\"a\":3}}", "\"a\":1,".repeat(10_000));
+        let f = document(&many, WANTED).expect("object");
+        assert_eq!(f.found.len(), 1);
+        assert_eq!(int(f.get("a")), Some(3));
         let f = document(r#"{"a":1,"x":{"y":[1,2]},"a":2,"b":"s"}"#, WANTED).expect("object");
         assert_eq!(f.get("a").map(RawValue::get), Some("2"));
         assert_eq!(f.get("b").map(RawValue::get), Some(r#""s""#));
@@ -436,9 +458,11 @@ mod tests {
         assert!(items.truncated());
         assert!(array(&raw("{}"), 2).is_none());
         let object = raw(r#"{"k":1,"l":"v","k":2,"m":3}"#);
-        let (kept, total) = entries(&object, 2).expect("object");
-        assert_eq!(total, 4);
-        assert_eq!(kept.len(), 2);
+        let (_, truncated) = entries(&object, 2).expect("object");
+        assert!(truncated);
+        let (kept, truncated) = entries(&object, 10).expect("object");
+        assert!(!truncated);
+        assert_eq!(kept.len(), 3);
         assert_eq!(kept[0].1.get(), "2");
     }
 

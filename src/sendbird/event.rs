@@ -311,8 +311,8 @@ impl Reader {
 
     fn user(&mut self, f: &Fields<'_, '_>, metadata_path: &'static str) -> User {
         let metadata = f.get("metadata").and_then(|raw| {
-            let (entries, total) = json::entries(raw, self.cap)?;
-            if total > entries.len() {
+            let (entries, truncated) = json::entries(raw, self.cap)?;
+            if truncated {
                 self.note(metadata_path);
                 return None;
             }
