@@ -447,6 +447,9 @@ EOF
 
 usage() { sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; }
 
+# sourced (scripts/cluster.sh reuses the settings and functions above): no command to run
+(return 0 2>/dev/null) && return 0
+
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;

@@ -88,13 +88,13 @@ pub struct TracingContext;
 impl ClientContext for TracingContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         match level {
-            RDKafkaLogLevel::Emerg
-            | RDKafkaLogLevel::Alert
-            | RDKafkaLogLevel::Critical
-            | RDKafkaLogLevel::Error => {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
                 tracing::error!(target: "librdkafka", facility = fac, "{log_message}")
             }
-            RDKafkaLogLevel::Warning => {
+            // librdkafka logs a refused broker connection at its error level, and again through
+            // the error callback, while a broker restarts; readiness and 503s already report
+            // what an operator must act on.
+            RDKafkaLogLevel::Error | RDKafkaLogLevel::Warning => {
                 tracing::warn!(target: "librdkafka", facility = fac, "{log_message}")
             }
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
@@ -224,6 +224,17 @@ impl KafkaPublisher {
                     })
                     .map(|t| t.name().to_owned())
                     .collect(),
+                leaderless: md
+                    .topics()
+                    .iter()
+                    .filter(|t| {
+                        t.partitions().is_empty()
+                            || t.partitions()
+                                .iter()
+                                .any(|p| p.leader() < 0 || p.error().is_some())
+                    })
+                    .map(|t| t.name().to_owned())
+                    .collect(),
                 replicas: md
                     .topics()
                     .iter()
@@ -248,6 +259,8 @@ impl KafkaPublisher {
 pub struct ClusterView {
     pub brokers: usize,
     pub topics: Vec<String>,
+    /// Topics with a partition that has no leader yet (or none at all).
+    pub leaderless: Vec<String>,
     /// Copies of each topic's first partition.
     pub replicas: std::collections::BTreeMap<String, usize>,
 }
@@ -278,10 +291,25 @@ impl Publisher for KafkaPublisher {
                 Err((error, _)) => return Err(classify(&error)),
             };
             match tokio::time::timeout_at(deadline, delivery).await {
-                Ok(Ok(Ok(d))) => Ok(Delivered {
+                Ok(Ok(Ok(d))) if d.offset >= 0 => Ok(Delivered {
                     partition: d.partition,
                     offset: d.offset,
                 }),
+                // librdkafka reports a record as delivered without an offset when it inferred
+                // the acknowledgement from a later one ("implicit ack") instead of the broker
+                // confirming it. The chaos suite caught such a record missing from Kafka (a
+                // broker accepts any first sequence from a producer id it has no state for), so
+                // it is not good enough for a 200: the sender retries, at worst a duplicate.
+                Ok(Ok(Ok(d))) => {
+                    tracing::warn!(
+                        partition = d.partition,
+                        offset = d.offset,
+                        "delivery reported without a broker offset; not confirming it"
+                    );
+                    Err(PublishError::Retryable(
+                        "delivery not confirmed by the broker".into(),
+                    ))
+                }
                 Ok(Ok(Err((error, _)))) => Err(classify(&error)),
                 // The producer dropped the report: it is shutting down.
                 Ok(Err(_canceled)) => Err(PublishError::Retryable("delivery report lost".into())),

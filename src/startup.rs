@@ -130,6 +130,36 @@ async fn wait_for_kafka(
     }
 }
 
+/// How long start-up waits for every partition of the gateway's topics to have a leader.
+const LEADER_WAIT: Duration = Duration::from_secs(30);
+
+/// Waits until every partition of `topics` has a leader, so readiness is not claimed while the
+/// first records would meet partitions still being created (the chaos suite saw first writes
+/// fail there). Gives up with a warning after [`LEADER_WAIT`]: readiness then still reports
+/// missing topics.
+async fn wait_for_leaders(
+    publisher: &KafkaPublisher,
+    topics: &[String],
+) -> anyhow::Result<kafka::ClusterView> {
+    let give_up = Instant::now() + LEADER_WAIT;
+    loop {
+        let view = publisher.metadata(Duration::from_secs(5)).await?;
+        let waiting: Vec<&String> = topics
+            .iter()
+            .filter(|t| view.topics.contains(t) && view.leaderless.contains(t))
+            .collect();
+        if waiting.is_empty() {
+            return Ok(view);
+        }
+        if Instant::now() >= give_up {
+            tracing::warn!(topics = ?waiting, "partitions still without a leader; starting anyway");
+            return Ok(view);
+        }
+        tracing::info!(topics = ?waiting, "waiting for partition leaders");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 impl Application {
     /// Binds the configured addresses and builds against the real registry and Kafka.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
@@ -199,7 +229,7 @@ impl Application {
             Err(e) => tracing::warn!(error = %e, "could not check the topics' max.message.bytes"),
         }
         let topic_names: Vec<String> = all_topics.iter().map(|t| t.to_string()).collect();
-        let view = publisher.metadata(Duration::from_secs(5)).await?;
+        let view = wait_for_leaders(&publisher, &topic_names).await?;
         let missing: Vec<String> = topic_names
             .iter()
             .filter(|t| !view.topics.contains(t))
