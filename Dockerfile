@@ -7,13 +7,21 @@
 #
 # Stages: chef (Rust toolchain + C toolchain for librdkafka + cargo-chef) -> planner (dependency
 # recipe from the manifests) -> builder (dependencies cooked in their own cached layer, then the
-# release binary) -> runtime (distroless: glibc, libssl, CA certificates; no shell, no package
-# manager), running as the fixed non-root UID/GID 65532.
+# release binary) -> binary (the builder's, or with BINARY_STAGE=prebuilt one built on the host)
+# -> runtime (distroless: glibc, libssl, CA certificates; no shell, no package manager), running
+# as the fixed non-root UID/GID 65532.
 # Builder and runtime must share a Debian release (glibc/libssl ABI): trixie <-> debian13.
+#
+# Without an image registry (only Debian and crates.io reachable), scripts/images.sh builds this
+# file's runtime stage on a local base with a binary built on the host (see stage "prebuilt"):
+#   docker build -f Dockerfile --target runtime --build-arg BINARY_STAGE=prebuilt \
+#     --build-arg RUNTIME_IMAGE=hookbridge-local/runtime-base:trixie <folder with hookbridge + Cargo.toml>
 
 ARG RUST_VERSION=1.95
 ARG DEBIAN_CODENAME=trixie
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian13:nonroot
+# builder: compile in the image (the default); prebuilt: take ./hookbridge from the build context
+ARG BINARY_STAGE=builder
 
 FROM rust:${RUST_VERSION}-slim-${DEBIAN_CODENAME} AS chef
 ARG CARGO_CHEF_VERSION=0.1.73
@@ -42,6 +50,17 @@ COPY . .
 RUN cargo build --release --locked --bin hookbridge \
  && install -D -m 0755 target/release/hookbridge /out/hookbridge
 
+# Stage "prebuilt": a release binary built on the host (`cargo build --locked --release`), for
+# machines where no Rust builder image can be pulled. The build context is a folder holding only
+# that binary, named hookbridge, and Cargo.toml (scripts/images.sh makes it). The host's glibc
+# must not be newer than the runtime image's (Debian 12's 2.36 < trixie's 2.41); the runtime
+# stage's `hookbridge --version` below fails the build otherwise. Cargo.toml is named so that
+# builders that build every stage (the classic one) find a file in the repository's context too.
+FROM scratch AS prebuilt
+COPY Cargo.toml hookbridge* /out/
+
+FROM ${BINARY_STAGE} AS binary
+
 FROM ${RUNTIME_IMAGE} AS runtime
 ARG VERSION=dev
 ARG REVISION=unknown
@@ -55,7 +74,7 @@ LABEL org.opencontainers.image.title="hookbridge" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}"
-COPY --from=builder /out/hookbridge /usr/local/bin/hookbridge
+COPY --from=binary /out/hookbridge /usr/local/bin/hookbridge
 # Numeric, so Kubernetes' runAsNonRoot can verify it without an /etc/passwd lookup.
 USER 65532:65532
 # Fail the build, not the first deployment, if a shared library is missing from the runtime

@@ -28,9 +28,13 @@ def services(compose) -> dict:
 
 def test_stack_has_kafka_registry_and_gateway(services):
     assert {"kafka", "registry", "hookbridge"} <= set(services)
-    assert re.fullmatch(r"apache/kafka:\$\{KAFKA_VERSION:-4\.\d+\.\d+\}", services["kafka"]["image"])
-    assert re.fullmatch(r"apicurio/apicurio-registry:\$\{APICURIO_VERSION:-3\.\d+\.\d+\}",
+    # the repository can be replaced (KAFKA_IMAGE, REGISTRY_IMAGE: local builds where no registry
+    # is reachable, scripts/images.sh); the defaults stay upstream's
+    assert re.fullmatch(r"\$\{KAFKA_IMAGE:-apache/kafka\}:\$\{KAFKA_VERSION:-4\.\d+\.\d+\}",
+                        services["kafka"]["image"])
+    assert re.fullmatch(r"\$\{REGISTRY_IMAGE:-apicurio/apicurio-registry\}:\$\{APICURIO_VERSION:-3\.\d+\.\d+\}",
                         services["registry"]["image"])
+    assert services["hookbridge"]["image"] == "${HOOKBRIDGE_IMAGE:-hookbridge}:${HOOKBRIDGE_VERSION:-dev}"
     assert services["hookbridge"]["build"]["context"] == "."
     assert services["hookbridge"]["build"].get("dockerfile", "Dockerfile") == "Dockerfile"
 

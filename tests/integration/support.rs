@@ -212,10 +212,43 @@ fn free_port() -> u16 {
         .expect("a free local port")
 }
 
+/// The image `var` names (`name:tag`, as `docker run` takes it), else `default` (upstream's).
+/// Where no registry can be reached, `scripts/images.sh` builds drop-ins from Maven Central jars
+/// (`make test-containers` sets both variables to them).
+fn image_from_env(var: &str, default: &str) -> (String, String) {
+    let spec = std::env::var(var)
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| default.to_owned());
+    // The tag follows the last ':' after the last '/' (a registry host may carry a port).
+    let name_start = spec.rfind('/').map_or(0, |i| i + 1);
+    match spec[name_start..].rfind(':') {
+        Some(i) => (
+            spec[..name_start + i].to_owned(),
+            spec[name_start + i + 1..].to_owned(),
+        ),
+        None => (spec, "latest".to_owned()),
+    }
+}
+
+/// Labels every container of this test process, so that whoever started it can remove them
+/// (the containers live in a static and are never dropped): `HOOKBRIDGE_TEST_RUN_ID`, else the pid.
+fn test_run_label() -> String {
+    std::env::var("HOOKBRIDGE_TEST_RUN_ID")
+        .unwrap_or_else(|_| format!("pid-{}", std::process::id()))
+}
+
 async fn start_containers() -> Stack {
+    let (kafka_image, kafka_tag) =
+        image_from_env("HOOKBRIDGE_TEST_KAFKA_IMAGE", "apache/kafka:4.1.1");
+    let (registry_image, registry_tag) = image_from_env(
+        "HOOKBRIDGE_TEST_REGISTRY_IMAGE",
+        "apicurio/apicurio-registry:3.3.3",
+    );
     // Kafka advertises the address clients must use, so the host port is chosen up front.
     let kafka_port = free_port();
-    let kafka = GenericImage::new("apache/kafka", "4.1.1")
+    let kafka = GenericImage::new(kafka_image.as_str(), kafka_tag.as_str())
         .with_wait_for(WaitFor::message_on_stdout("Kafka Server started"))
         .with_exposed_port(ContainerPort::Tcp(9092))
         .with_mapped_port(kafka_port, ContainerPort::Tcp(9092))
@@ -239,21 +272,23 @@ async fn start_containers() -> Stack {
         .with_env_var("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
         .with_env_var("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
         .with_env_var("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+        .with_label("org.hookbridge.test-run", test_run_label())
         .with_startup_timeout(Duration::from_secs(180))
         .start()
         .await
-        .expect("start the apache/kafka container");
-    let registry = GenericImage::new("apicurio/apicurio-registry", "3.3.3")
+        .unwrap_or_else(|e| panic!("start the {kafka_image}:{kafka_tag} container: {e}"));
+    let registry = GenericImage::new(registry_image.as_str(), registry_tag.as_str())
         .with_wait_for(WaitFor::message_on_stdout("Installed features"))
         .with_exposed_port(ContainerPort::Tcp(8080))
         .with_env_var("APICURIO_STORAGE_KIND", "sql")
         .with_env_var("APICURIO_STORAGE_SQL_KIND", "h2")
         // Confluent's default; Apicurio's is NONE.
         .with_env_var("APICURIO_RULES_GLOBAL_COMPATIBILITY", "BACKWARD")
+        .with_label("org.hookbridge.test-run", test_run_label())
         .with_startup_timeout(Duration::from_secs(180))
         .start()
         .await
-        .expect("start the apicurio-registry container");
+        .unwrap_or_else(|e| panic!("start the {registry_image}:{registry_tag} container: {e}"));
     let registry_port = registry
         .get_host_port_ipv4(8080)
         .await
