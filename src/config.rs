@@ -28,6 +28,23 @@ pub const RESERVED_KAFKA_PROPERTIES: &[&str] = &[
     "message.max.bytes",
     "enable.gapless.guarantee",
     "transactional.id",
+    // Without successful delivery reports no request would ever be answered 200.
+    "delivery.report.only.error",
+];
+
+/// librdkafka's queue is part of the memory arithmetic (docs/deploy.md, "Sizing"): it may be
+/// lowered, not raised.
+pub const MAX_QUEUE_KBYTES: u64 = 65536;
+
+/// Global properties whose names begin with `topic.`; every other `topic.` name is a topic
+/// property given at the global level.
+const GLOBAL_TOPIC_PREFIXED: &[&str] = &[
+    "topic.metadata.refresh.interval.ms",
+    "topic.metadata.refresh.fast.interval.ms",
+    "topic.metadata.refresh.fast.cnt",
+    "topic.metadata.refresh.sparse",
+    "topic.metadata.propagation.max.ms",
+    "topic.blacklist",
 ];
 
 /// librdkafka's name for a property: topic-level properties may be given with a `topic.` prefix
@@ -35,7 +52,11 @@ pub const RESERVED_KAFKA_PROPERTIES: &[&str] = &[
 /// otherwise both be applied, in an order nobody chose, and slip past the reserved list.
 pub fn canonical_kafka_property(key: &str) -> String {
     let key = key.trim().to_ascii_lowercase();
-    let key = key.strip_prefix("topic.").unwrap_or(&key);
+    let key = if GLOBAL_TOPIC_PREFIXED.contains(&key.as_str()) {
+        key.as_str()
+    } else {
+        key.strip_prefix("topic.").unwrap_or(&key)
+    };
     match key {
         "metadata.broker.list" => "bootstrap.servers",
         "request.required.acks" => "acks",
@@ -43,6 +64,10 @@ pub fn canonical_kafka_property(key: &str) -> String {
         "compression.codec" => "compression.type",
         "queue.buffering.max.ms" => "linger.ms",
         "message.timeout.ms" | "delivery.timeout.ms" => "message.timeout.ms",
+        "message.send.max.retries" => "retries",
+        "sasl.mechanism" => "sasl.mechanisms",
+        "sasl.oauthbearer.client.credentials.client.id" => "sasl.oauthbearer.client.id",
+        "sasl.oauthbearer.client.credentials.client.secret" => "sasl.oauthbearer.client.secret",
         other => other,
     }
     .to_owned()
@@ -746,10 +771,10 @@ impl RawConfig {
         };
         let edge = check_edge(raw_edge, max_body_bytes, errors);
         let max_typed_items = match self.max_typed_items.unwrap_or(1000) {
-            n @ 1..=1_000_000 => usize::try_from(n).ok().and_then(NonZeroUsize::new),
+            n @ 1..=100_000 => usize::try_from(n).ok().and_then(NonZeroUsize::new),
             n => {
                 errors.push(format!(
-                    "max_typed_items (HOOKBRIDGE_MAX_TYPED_ITEMS): {n} is outside 1..=1000000"
+                    "max_typed_items (HOOKBRIDGE_MAX_TYPED_ITEMS): {n} is outside 1..=100000"
                 ));
                 None
             }
@@ -820,6 +845,15 @@ impl RawConfig {
             if RESERVED_KAFKA_PROPERTIES.contains(&key.as_str()) {
                 errors.push(format!(
                     "{named}: set by hookbridge for its delivery guarantee and may not be overridden"
+                ));
+            } else if key == "queue.buffering.max.kbytes"
+                && value
+                    .trim()
+                    .parse::<u64>()
+                    .is_ok_and(|kb| kb > MAX_QUEUE_KBYTES)
+            {
+                errors.push(format!(
+                    "{named}: at most {MAX_QUEUE_KBYTES} (64 MiB), the queue the memory bounds are sized for; lower values are fine"
                 ));
             } else if key == "compression.type" && value.trim().eq_ignore_ascii_case("none") {
                 errors.push(format!(
@@ -1202,6 +1236,10 @@ mod tests {
             "compression.codec" = "zstd"
             "compression.type" = "gzip"
             "topic.message.timeout.ms" = "10000"
+            "retries" = "5"
+            "message.send.max.retries" = "6"
+            "queue.buffering.max.kbytes" = "1048576"
+            "delivery.report.only.error" = "true"
             "#;
         let err = Config::from_toml_str(Some(text), &minimal()).expect_err("invalid");
         let text = err.to_string();
@@ -1216,15 +1254,28 @@ mod tests {
         assert!(text.contains("compression may not be turned off"), "{text}");
         assert!(text.contains("given twice"), "{text}");
         assert!(!text.contains("message.timeout.ms"), "{text}");
+        assert!(
+            text.contains("also as \"message.send.max.retries\""),
+            "{text}"
+        );
+        assert!(text.contains("at most 65536"), "{text}");
+        assert!(text.contains("\"delivery.report.only.error\""), "{text}");
         // A lone alias is stored under librdkafka's own name, so it replaces the default.
         let ok = r#"
             [kafka_properties]
             "topic.compression.codec" = "zstd"
+            "topic.metadata.refresh.interval.ms" = "60000"
+            "queue.buffering.max.kbytes" = "16384"
             "#;
         let c = Config::from_toml_str(Some(ok), &minimal()).expect("valid");
+        // Global properties that begin with "topic." keep their name.
         assert_eq!(
             c.kafka_properties.keys().collect::<Vec<_>>(),
-            vec!["compression.type"]
+            vec![
+                "compression.type",
+                "queue.buffering.max.kbytes",
+                "topic.metadata.refresh.interval.ms"
+            ]
         );
     }
 

@@ -49,15 +49,11 @@ impl<'a> Fields<'a, '_> {
 /// is skipped.
 pub fn document<'a, 'w>(text: &'a str, wanted: &'w [&'w str]) -> Result<Fields<'a, 'w>, Shape> {
     let text = text.strip_prefix(BOM).unwrap_or(text);
-    match fields_of(text, wanted) {
-        Ok(fields) => Ok(fields),
-        // A type error comes at the first token, before the rest was checked.
-        Err(e) if e.is_data() => match serde_json::from_str::<IgnoredAny>(text) {
-            Ok(_) => Err(Shape::NotObject),
-            Err(_) => Err(Shape::NotJson),
-        },
-        Err(_) => Err(Shape::NotJson),
-    }
+    // One validating pass first (no allocation, no depth limit, lone surrogates allowed): the
+    // shallow reads below take keys as bytes, which serde_json does not check for control
+    // characters.
+    serde_json::from_str::<IgnoredAny>(text).map_err(|_| Shape::NotJson)?;
+    fields_of(text, wanted).map_err(|_| Shape::NotObject)
 }
 
 /// The object `raw`, keeping `wanted`; `None` when it is not an object.
@@ -214,6 +210,7 @@ impl<'de> Visitor<'de> for EntriesVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut out: Vec<(String, &'de RawValue)> = Vec::new();
+        let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         let mut total = 0;
         let mut truncated = false;
         loop {
@@ -230,10 +227,13 @@ impl<'de> Visitor<'de> for EntriesVisitor {
                 break;
             };
             total += 1;
-            if let Some(slot) = out.iter_mut().find(|(k, _)| *k == key.0) {
-                slot.1 = map.next_value()?;
-            } else {
-                out.push((key.0, map.next_value()?));
+            let value = map.next_value()?;
+            match index.get(&key.0) {
+                Some(&at) => out[at].1 = value,
+                None => {
+                    index.insert(key.0.clone(), out.len());
+                    out.push((key.0, value));
+                }
             }
         }
         Ok((out, truncated))
@@ -252,7 +252,7 @@ impl<'de> de::Deserialize<'de> for KeyText {
                 f.write_str("an object key")
             }
             fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<KeyText, E> {
-                Ok(KeyText(String::from_utf8_lossy(v).into_owned()))
+                Ok(KeyText(lossy_wtf8(v)))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<KeyText, E> {
                 Ok(KeyText(v.to_owned()))
@@ -260,6 +260,32 @@ impl<'de> de::Deserialize<'de> for KeyText {
         }
         d.deserialize_bytes(V)
     }
+}
+
+/// Text from serde_json's bytes for a key, where a lone surrogate escape is its 3-byte WTF-8
+/// form (ED A0..BF xx): each becomes one U+FFFD, as in string values.
+fn lossy_wtf8(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                out.push_str(valid);
+                break;
+            }
+            Err(e) => {
+                let (valid, after) = rest.split_at(e.valid_up_to());
+                out.push_str(std::str::from_utf8(valid).unwrap_or_default());
+                out.push(char::REPLACEMENT_CHARACTER);
+                let skip = match after {
+                    [0xED, 0xA0..=0xBF, 0x80..=0xBF, ..] => 3,
+                    _ => e.error_len().unwrap_or(after.len()),
+                };
+                rest = &after[skip..];
+            }
+        }
+    }
+    out
 }
 
 /// Follows `path` through objects (keys) and arrays (decimal indexes).
@@ -464,6 +490,22 @@ mod tests {
         assert!(!truncated);
         assert_eq!(kept.len(), 3);
         assert_eq!(kept[0].1.get(), "2");
+    }
+
+    #[test]
+    fn control_characters_in_keys_are_not_json() {
+        assert_eq!(
+            document("{\"category\":\"c\",\"k\u{1}\":1}", WANTED).err(),
+            Some(Shape::NotJson)
+        );
+    }
+
+    #[test]
+    fn lone_surrogate_keys_become_one_replacement_character() {
+        let object = raw(r#"{"\ud800":"a","x\udfffy":"b"}"#);
+        let (kept, _) = entries(&object, 10).expect("object");
+        let keys: Vec<&str> = kept.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, vec!["\u{fffd}", "x\u{fffd}y"]);
     }
 
     #[test]

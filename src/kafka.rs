@@ -163,6 +163,7 @@ pub fn redacted(config: &Config, error: &KafkaError) -> String {
     for value in config.kafka_properties.values() {
         let value = value.expose();
         // Short values ("1", "lz4") are settings, not secrets, and would blank out the message.
+        // A short secret would still be redacted above when it is the value librdkafka refused.
         if value.len() >= 6 {
             text = text.replace(value, "[redacted]");
         }

@@ -144,6 +144,18 @@ impl StreamingVerifier {
         self.body.len()
     }
 
+    /// The buffer's capacity once `more` bytes are added: what the body costs in memory, which
+    /// can exceed what was received when the buffer grows.
+    pub fn capacity_after(&self, more: usize) -> usize {
+        let needed = self.body.len() + more;
+        if needed <= self.body.capacity() {
+            self.body.capacity()
+        } else {
+            // BytesMut at least doubles when it grows.
+            needed.max(self.body.capacity() * 2)
+        }
+    }
+
     /// Every token is tried, so the time taken does not tell which one (if any) matched.
     fn check(self) -> Result<(Sha256, BytesMut), SignatureError> {
         let mut matched = false;

@@ -31,11 +31,14 @@ use crate::telemetry;
 /// waiting: a fresh socket's send buffer always has room for it.
 const REFUSED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
 
-/// The largest request head (request line and headers) the listener reads.
-pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// The largest request head (request line and headers) the listener reads; hyper's smallest
+/// allowed buffer. Webhook senders' heads are a few hundred bytes.
+pub const MAX_HEAD_BYTES: usize = 8 * 1024;
 
-/// At shutdown, how long a connection without a request in a handler may still write.
-const SHUTDOWN_FLUSH: Duration = Duration::from_millis(500);
+/// How long a connection asked to close may still write its last answer.
+const CLOSE_GRACE: Duration = Duration::from_millis(500);
+/// The watchdog never wakes more often than this.
+const MIN_CHECK_INTERVAL: Duration = Duration::from_millis(20);
 
 #[derive(Debug, Clone)]
 pub struct ListenerLimits {
@@ -140,16 +143,19 @@ async fn serve_connection(
         .keep_alive(true);
     let connection = builder.serve_connection(io, service);
     tokio::pin!(connection);
-    let mut closing = false;
-    // At shutdown, a connection without a request in a handler (half a head, or between
-    // requests) is dropped after a moment to flush any answer being written: nobody is owed a
-    // response, and it must not hold the drain for the whole header timeout.
-    let mut drop_unless_busy: Option<Instant> = None;
+    let mut stopping = false;
+    // Once the connection is asked to close (idle, or shutdown), it gets until this instant to
+    // finish writing; then, unless a handler is still running, it is dropped. A client that
+    // never reads its answers cannot keep it open, and half a head cannot hold the drain.
+    let mut close_by: Option<Instant> = None;
     loop {
-        let check_at = drop_unless_busy.map_or_else(
-            || activity.next_check(limits),
-            |at| at.min(activity.next_check(limits)),
-        );
+        let due = match close_by {
+            Some(by) if activity.is_busy() => by.max(Instant::now()) + limits.header_read_timeout,
+            Some(by) => by,
+            None => activity.next_check(limits),
+        };
+        // Never a deadline in the past: the loop must sleep, not spin.
+        let due = due.max(Instant::now() + MIN_CHECK_INTERVAL);
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(e) = result {
@@ -157,10 +163,13 @@ async fn serve_connection(
                 }
                 return;
             }
-            () = activity.head_begun.notified() => {}
-            () = tokio::time::sleep_until(check_at) => {
-                if drop_unless_busy.is_some_and(|at| Instant::now() >= at) && !activity.is_busy() {
-                    return;
+            () = activity.changed.notified() => {}
+            () = tokio::time::sleep_until(due) => {
+                if let Some(by) = close_by {
+                    if Instant::now() >= by && !activity.is_busy() {
+                        return;
+                    }
+                    continue;
                 }
                 match activity.verdict(limits) {
                     Verdict::Fine => {}
@@ -169,20 +178,18 @@ async fn serve_connection(
                         tracing::info!(peer = %peer.ip(), timeout_ms = limits.header_read_timeout.as_millis() as u64, "request headers not received in time; closing the connection");
                         return;
                     }
-                    Verdict::Idle if !closing => {
+                    Verdict::Idle => {
                         metrics::counter!(telemetry::CONNECTIONS_CLOSED, "reason" => "idle").increment(1);
                         connection.as_mut().graceful_shutdown();
-                        closing = true;
+                        close_by = Some(Instant::now() + CLOSE_GRACE);
                     }
-                    Verdict::Idle => {}
                 }
             }
-            _ = shutdown.wait_for(|stop| *stop), if drop_unless_busy.is_none() => {
-                if !closing {
-                    connection.as_mut().graceful_shutdown();
-                    closing = true;
-                }
-                drop_unless_busy = Some(Instant::now() + SHUTDOWN_FLUSH);
+            _ = shutdown.wait_for(|stop| *stop), if !stopping => {
+                stopping = true;
+                connection.as_mut().graceful_shutdown();
+                let by = Instant::now() + CLOSE_GRACE;
+                close_by = Some(close_by.map_or(by, |earlier| earlier.min(by)));
             }
         }
     }
@@ -198,9 +205,9 @@ struct Activity {
     last_done: AtomicU64,
     /// When the first byte of a request whose headers are not complete arrived; `NONE` if none.
     head_started: AtomicU64,
-    /// Woken when a request's first byte arrives: the header deadline is sooner than the idle one
-    /// the connection's task may be sleeping towards.
-    head_begun: Notify,
+    /// Woken whenever a deadline may have moved (a request's first byte, a request's start or
+    /// end), so the connection's task never sleeps towards one that no longer applies.
+    changed: Notify,
 }
 
 const NONE: u64 = u64::MAX;
@@ -217,8 +224,10 @@ impl Activity {
             opened: Instant::now(),
             busy: AtomicUsize::new(0),
             last_done: AtomicU64::new(0),
-            head_started: AtomicU64::new(NONE),
-            head_begun: Notify::new(),
+            // A new connection owes its first request head within the header timeout: a client
+            // that connects and sends nothing is not "idle", it is slow.
+            head_started: AtomicU64::new(0),
+            changed: Notify::new(),
         }
     }
 
@@ -238,7 +247,7 @@ impl Activity {
                 .compare_exchange(NONE, now, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok();
             if begun {
-                self.head_begun.notify_one();
+                self.changed.notify_one();
             }
         }
     }
@@ -250,6 +259,7 @@ impl Activity {
     fn begin_request(self: &Arc<Self>) -> Busy {
         self.busy.fetch_add(1, Ordering::AcqRel);
         self.head_started.store(NONE, Ordering::Release);
+        self.changed.notify_one();
         Busy(self.clone())
     }
 
@@ -291,6 +301,7 @@ impl Drop for Busy {
         let now = self.0.now();
         self.0.last_done.store(now, Ordering::Release);
         self.0.busy.fetch_sub(1, Ordering::AcqRel);
+        self.0.changed.notify_one();
     }
 }
 

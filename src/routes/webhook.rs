@@ -24,7 +24,7 @@ use tower_http::request_id::PropagateRequestIdLayer;
 use tracing::{Instrument, field};
 
 use crate::avro::{EventEncoder, EventRecord};
-use crate::config::{AppId, Config, EdgeLimits};
+use crate::config::{AppId, Config, EdgeLimits, max_record_bytes_for};
 use crate::error::ApiError;
 use crate::http::budget::{ByteBudget, Reservation};
 use crate::http::client::{PerClient, client_addr};
@@ -112,7 +112,10 @@ impl WebhookState {
             max_typed_items: config.max_typed_items.get(),
             publish_timeout: config.publish_timeout,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.get())),
-            budget: ByteBudget::new(config.edge.max_buffered_bytes.get()),
+            budget: ByteBudget::new(
+                config.edge.max_buffered_bytes.get(),
+                config.max_record_bytes(),
+            ),
             edge: config.edge.clone(),
             per_client: config
                 .edge
@@ -252,7 +255,7 @@ impl Drop for InFlight {
 }
 
 async fn process(
-    state: &WebhookState,
+    state: &Arc<WebhookState>,
     app: Option<String>,
     client: IpAddr,
     headers: &HeaderMap,
@@ -298,33 +301,24 @@ async fn process(
         ApiError::Unauthorized
     };
     // A request without a usable signature is refused before its body is read.
-    let mut verifier = StreamingVerifier::new(&tokens.current(), signature, declared.unwrap_or(0))
-        .map_err(unauthorized)?;
+    let mut verifier = StreamingVerifier::new(
+        &tokens.current(),
+        signature,
+        declared.unwrap_or(0).min(STEP),
+    )
+    .map_err(unauthorized)?;
 
-    // A declared length is reserved whole before reading; a chunked body reserves as it comes.
-    let no_room = |_| {
-        tracing::warn!(
-            in_use = state.budget.in_use(),
-            "buffered-bytes budget exhausted, shedding request"
-        );
-        ApiError::Unavailable("request buffer full")
-    };
     // The whole request, body included, must fit in the deadline and leave time to publish.
     let deadline = started + state.publish_timeout;
+    // Bytes are reserved as they arrive (in steps), never for a length only declared: a forged
+    // upload that sends nothing holds nothing.
     let mut held = state.budget.empty();
-    if let Some(n) = declared {
-        let until = (Instant::now() + state.edge.buffer_wait).min(deadline);
-        state
-            .budget
-            .grow(&mut held, n, until)
-            .await
-            .map_err(no_room)?;
-    }
     read_body(
         state,
         body,
         &mut verifier,
-        declared.is_none().then_some(&mut held),
+        &mut held,
+        declared,
         started,
         deadline,
     )
@@ -335,26 +329,143 @@ async fn process(
     let span = tracing::Span::current();
     span.record("event_id", webhook.event_id());
 
+    // The record's bytes are reserved before it is built, at the bound a body of this size can
+    // make; the exact size is checked again before encoding.
+    let bound = state
+        .max_record_bytes
+        .min(max_record_bytes_for(webhook.body().len()));
+    state
+        .budget
+        .grow_record(&mut held, bound, deadline)
+        .await
+        .map_err(|_| {
+            tracing::warn!("buffered-bytes budget exhausted before encoding; asking to retry");
+            ApiError::Unavailable("request buffer full")
+        })?;
+    // Parsing and encoding a large body takes milliseconds of CPU: off the async workers.
+    let built = if webhook.body().len() >= BLOCKING_BUILD_BYTES {
+        let (state, webhook) = (state.clone(), webhook.clone());
+        tokio::task::spawn_blocking(move || build(&state, &webhook))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "building the record failed");
+                ApiError::Internal
+            })?
+    } else {
+        build(state, &webhook)
+    };
+    match built {
+        Built::Event {
+            record,
+            category,
+            family: f,
+        } => {
+            span.record("category", category.as_str());
+            span.record("family", f.label());
+            *family = Some(f);
+            send(state, record, f.label(), "accepted", &webhook, deadline).await
+        }
+        Built::DeadLetter { reason, category } => {
+            if let Some(c) = &category {
+                span.record("category", c.as_str());
+            }
+            *family = None;
+            dead_letter(state, &webhook, reason, deadline).await
+        }
+        Built::Internal => Err(ApiError::Internal),
+    }
+}
+
+/// Bodies from this size on are parsed and encoded on the blocking pool.
+const BLOCKING_BUILD_BYTES: usize = 64 * 1024;
+/// Body bytes are reserved in steps of this size, ahead of need.
+const STEP: usize = 64 * 1024;
+
+/// What a verified body becomes.
+enum Built {
+    Event {
+        record: OutRecord,
+        category: String,
+        family: Family,
+    },
+    DeadLetter {
+        reason: &'static str,
+        category: Option<String>,
+    },
+    Internal,
+}
+
+/// Parses, routes and encodes a verified body. The typed view lives only here: it is gone
+/// before the record waits for Kafka.
+fn build(state: &WebhookState, webhook: &VerifiedWebhook) -> Built {
     // UTF-8 is checked once here; the text serves both the parse and the record's raw_body.
     let parsed = std::str::from_utf8(webhook.body())
         .map_err(|_| PoisonReason::NotUtf8)
         .and_then(|text| Ok((text, SendbirdEvent::parse_str(text, state.max_typed_items)?)));
-    match parsed {
-        Ok((raw_body, event)) => {
-            span.record("category", event.category.as_str());
-            let f = Family::of(&event.category);
-            span.record("family", f.label());
-            *family = Some(f);
-            publish_event(state, &webhook, raw_body, &event, &mut held, deadline).await
-        }
+    let (raw_body, event) = match parsed {
+        Ok(parsed) => parsed,
         Err(reason) => {
-            *family = None;
             tracing::warn!(
                 reason = reason.code(),
                 "authentic body cannot be parsed; dead-lettering it"
             );
-            dead_letter(state, &webhook, reason.code(), deadline).await
+            return Built::DeadLetter {
+                reason: reason.code(),
+                category: None,
+            };
         }
+    };
+    let dead_letter = |reason| Built::DeadLetter {
+        reason,
+        category: Some(event.category.clone()),
+    };
+    if let Some(body_app) = event.app_id.as_deref()
+        && !body_app.eq_ignore_ascii_case(webhook.app_id().as_str())
+    {
+        // Authentic (it carries this app's signature) yet naming another app: a human must
+        // look, and retrying cannot change it.
+        tracing::warn!(
+            body_app_id = body_app,
+            "body names another app than the route; dead-lettering it"
+        );
+        return dead_letter(DLQ_APP_MISMATCH);
+    }
+    let route = state.router.route(&event);
+    let Some(&schema_id) = state.schema_ids.get(route.topic) else {
+        return Built::Internal;
+    };
+    let record = EventRecord {
+        event_id: webhook.event_id(),
+        app_id: webhook.app_id().as_str(),
+        received_at_ms: webhook.received_at_ms(),
+        raw_body,
+        event: &event,
+    };
+    let mut headers = common_headers(webhook);
+    headers.push((HEADER_CATEGORY, event.category.as_bytes().to_vec()));
+    // The size is known before the record is built: a record that cannot be sent is never made.
+    let value_len = state.encoder.encoded_len(&record);
+    let size = wire_size(route.key.as_deref(), value_len, &headers);
+    if size > state.max_record_bytes {
+        // Retrying cannot fix it; keep the authentic bytes for a human instead of losing them.
+        tracing::error!(
+            record_bytes = size,
+            limit = state.max_record_bytes,
+            "record larger than the producer limit; dead-lettering the raw body"
+        );
+        return dead_letter(DLQ_TOO_LARGE);
+    }
+    let value = state.encoder.encode(schema_id, &record);
+    Built::Event {
+        record: OutRecord {
+            topic: route.topic.as_str().to_owned(),
+            key: route.key,
+            value: Bytes::from(value),
+            headers,
+            timestamp_ms: webhook.received_at_ms(),
+        },
+        category: event.category.clone(),
+        family: route.family,
     }
 }
 
@@ -376,69 +487,80 @@ fn signature_header(headers: &HeaderMap) -> Option<&[u8]> {
     }
 }
 
-/// Reads the body into the verifier as it arrives. After `body_rate_grace`, the body must keep
-/// up an average of `body_min_rate` bytes a second, and all of it must arrive by `deadline`;
-/// otherwise 408, so a slow sender cannot hold its bytes for the whole deadline. `grow` is the
-/// reservation to extend chunk by chunk, for bodies of undeclared length.
+/// Reads the body into the verifier as it arrives, reserving its bytes (in steps of [`STEP`],
+/// never beyond the declared length when there is one) as they come. After `body_rate_grace`,
+/// the body must keep up an average of `body_min_rate` bytes a second, and all of it must
+/// arrive by `deadline`; otherwise 408, so a slow sender cannot hold its bytes for long.
 async fn read_body(
     state: &WebhookState,
     mut body: Body,
     verifier: &mut StreamingVerifier,
-    mut grow: Option<&mut Reservation>,
+    held: &mut Reservation,
+    declared: Option<usize>,
     started: Instant,
     deadline: Instant,
 ) -> Result<(), ApiError> {
     let limit = state.max_body_bytes;
     let min_rate = state.edge.body_min_rate;
-    loop {
-        let rate_due = if min_rate == 0 {
+    let ceiling = declared.unwrap_or(limit);
+    // One timer for the whole body, moved as the rate allows, rather than one per frame.
+    let rate_due = |received: usize| {
+        if min_rate == 0 {
             deadline
         } else {
-            let earned = Duration::from_secs_f64(verifier.received() as f64 / min_rate as f64);
-            started + earned.max(state.edge.body_rate_grace)
+            let earned = Duration::from_secs_f64(received as f64 / min_rate as f64);
+            (started + earned.max(state.edge.body_rate_grace)).min(deadline)
+        }
+    };
+    let timer = tokio::time::sleep_until(rate_due(0));
+    tokio::pin!(timer);
+    loop {
+        let frame = tokio::select! {
+            frame = body.frame() => frame,
+            () = timer.as_mut() => {
+                if Instant::now() >= deadline {
+                    tracing::warn!(received = verifier.received(), "request body not received before the deadline");
+                    return Err(ApiError::BodyTimeout);
+                }
+                tracing::warn!(received = verifier.received(), min_rate, "request body arriving too slowly");
+                return Err(ApiError::BodyTooSlow);
+            }
         };
-        let frame = match tokio::time::timeout_at(rate_due.min(deadline), body.frame()).await {
-            Ok(None) => return Ok(()),
-            Ok(Some(Ok(frame))) => frame,
-            Ok(Some(Err(e))) => {
+        let frame = match frame {
+            None => return Ok(()),
+            Some(Ok(frame)) => frame,
+            Some(Err(e)) => {
                 tracing::info!(error = %e, received = verifier.received(), "could not read request body");
                 return Err(ApiError::BadRequest("could not read the request body"));
-            }
-            Err(_) if Instant::now() >= deadline => {
-                tracing::warn!(
-                    received = verifier.received(),
-                    "request body not received before the deadline"
-                );
-                return Err(ApiError::BodyTimeout);
-            }
-            Err(_) => {
-                tracing::warn!(
-                    received = verifier.received(),
-                    min_rate,
-                    "request body arriving too slowly"
-                );
-                return Err(ApiError::BodyTooSlow);
             }
         };
         let Ok(data) = frame.into_data() else {
             continue; // trailers
         };
-        if verifier.received() + data.len() > limit {
+        let received = verifier.received() + data.len();
+        if received > limit {
             tracing::warn!(limit, "body larger than the limit");
             return Err(ApiError::TooLarge { limit });
         }
-        if let Some(held) = grow.as_deref_mut() {
+        // Room for the buffer the bytes will sit in, reserved ahead in steps.
+        let needed = verifier.capacity_after(data.len());
+        if needed > held.bytes() {
+            let step = (needed - held.bytes()).max(STEP.min(ceiling.saturating_sub(held.bytes())));
             let until = (Instant::now() + state.edge.buffer_wait).min(deadline);
             state
                 .budget
-                .grow(held, data.len(), until)
+                .grow_body(held, step, until)
                 .await
                 .map_err(|_| {
-                    tracing::warn!("buffered-bytes budget exhausted while reading a body");
+                    tracing::warn!(
+                        in_use = state.budget.in_use(),
+                        "buffered-bytes budget exhausted, shedding request"
+                    );
                     ApiError::Unavailable("request buffer full")
                 })?;
         }
         verifier.update(&data);
+        timer.as_mut().reset(rate_due(verifier.received()));
     }
 }
 
@@ -454,78 +576,6 @@ fn common_headers(webhook: &VerifiedWebhook) -> Vec<(&'static str, Vec<u8>)> {
         (HEADER_APP_ID, webhook.app_id().as_str().as_bytes().to_vec()),
         (HEADER_SOURCE, SOURCE.as_bytes().to_vec()),
     ]
-}
-
-async fn publish_event(
-    state: &WebhookState,
-    webhook: &VerifiedWebhook,
-    raw_body: &str,
-    event: &SendbirdEvent,
-    held: &mut Reservation,
-    deadline: Instant,
-) -> Result<Accepted, ApiError> {
-    if let Some(body_app) = event.app_id.as_deref()
-        && !body_app.eq_ignore_ascii_case(webhook.app_id().as_str())
-    {
-        // Authentic (it carries this app's signature) yet naming another app: a human must
-        // look, and retrying cannot change it.
-        tracing::warn!(
-            body_app_id = body_app,
-            "body names another app than the route; dead-lettering it"
-        );
-        return dead_letter(state, webhook, DLQ_APP_MISMATCH, deadline).await;
-    }
-    let route = state.router.route(event);
-    let schema_id = *state
-        .schema_ids
-        .get(route.topic)
-        .ok_or(ApiError::Internal)?;
-    let record = EventRecord {
-        event_id: webhook.event_id(),
-        app_id: webhook.app_id().as_str(),
-        received_at_ms: webhook.received_at_ms(),
-        raw_body,
-        event,
-    };
-    let mut headers = common_headers(webhook);
-    headers.push((HEADER_CATEGORY, event.category.as_bytes().to_vec()));
-    // The size is known before the record is built: a record that cannot be sent is never made.
-    let value_len = state.encoder.encoded_len(&record);
-    let size = wire_size(route.key.as_deref(), value_len, &headers);
-    if size > state.max_record_bytes {
-        // Retrying cannot fix it; keep the authentic bytes for a human instead of losing them.
-        tracing::error!(
-            record_bytes = size,
-            limit = state.max_record_bytes,
-            "record larger than the producer limit; dead-lettering the raw body"
-        );
-        return dead_letter(state, webhook, DLQ_TOO_LARGE, deadline).await;
-    }
-    state
-        .budget
-        .grow(held, value_len, deadline)
-        .await
-        .map_err(|_| {
-            tracing::warn!("buffered-bytes budget exhausted before encoding; asking to retry");
-            ApiError::Unavailable("request buffer full")
-        })?;
-    let value = state.encoder.encode(schema_id, &record);
-    let record = OutRecord {
-        topic: route.topic.as_str().to_owned(),
-        key: route.key,
-        value: Bytes::from(value),
-        headers,
-        timestamp_ms: webhook.received_at_ms(),
-    };
-    send(
-        state,
-        record,
-        route.family.label(),
-        "accepted",
-        webhook,
-        deadline,
-    )
-    .await
 }
 
 /// Writes the raw body to the dead-letter topic with `reason` (a bounded code) in a header.

@@ -267,11 +267,17 @@ fn timestamp_paths(category: &str) -> &'static [&'static [&'static str]] {
     }
 }
 
-/// Reads typed lists with a cap, noting what was left out.
+/// Reads typed lists with a cap, noting what was left out. Besides each list's cap, all lists
+/// of one event share a budget of [`ITEMS_PER_EVENT`] caps, so that many capped lists (three
+/// hundred users with a thousand metadata entries each) cannot multiply the cost.
 struct Reader {
     cap: usize,
+    items_left: usize,
     truncated: Vec<&'static str>,
 }
+
+/// How many lists' worth of items one event's typed view may hold in all.
+const ITEMS_PER_EVENT: usize = 4;
 
 impl Reader {
     fn note(&mut self, path: &'static str) {
@@ -280,7 +286,17 @@ impl Reader {
         }
     }
 
-    /// An array within the cap, else `None` with `path` noted.
+    /// Takes `n` items from the event's budget; `false` (with `path` noted) when they do not fit.
+    fn take(&mut self, n: usize, path: &'static str) -> bool {
+        if n > self.items_left {
+            self.note(path);
+            return false;
+        }
+        self.items_left -= n;
+        true
+    }
+
+    /// An array within the cap and the event's budget, else `None` with `path` noted.
     fn list<'a>(
         &mut self,
         raw: Option<&'a RawValue>,
@@ -291,7 +307,7 @@ impl Reader {
             self.note(path);
             return None;
         }
-        Some(items.items)
+        self.take(items.items.len(), path).then_some(items.items)
     }
 
     fn channel(&self, raw: Option<&RawValue>) -> Option<Channel> {
@@ -312,7 +328,7 @@ impl Reader {
     fn user(&mut self, f: &Fields<'_, '_>, metadata_path: &'static str) -> User {
         let metadata = f.get("metadata").and_then(|raw| {
             let (entries, truncated) = json::entries(raw, self.cap)?;
-            if truncated {
+            if truncated || !self.take(entries.len(), metadata_path) {
                 self.note(metadata_path);
                 return None;
             }
@@ -409,6 +425,7 @@ impl SendbirdEvent {
         };
         let mut r = Reader {
             cap: max_items,
+            items_left: max_items.saturating_mul(ITEMS_PER_EVENT),
             truncated: Vec::new(),
         };
 

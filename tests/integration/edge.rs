@@ -147,10 +147,10 @@ async fn a_stalled_body_gets_408_long_before_the_deadline() {
 }
 
 #[tokio::test]
-async fn the_byte_budget_refuses_uploads_beyond_it_but_leaves_room_for_small_webhooks() {
+async fn declared_lengths_hold_nothing_and_arriving_bytes_fill_only_the_body_share() {
     let _shared = crate::support::BROKER_LOCK.read().await;
-    // One 64 KiB body and its record take 384 KiB of the budget; six stalled uploads declaring
-    // 64 KiB hold 384 KiB, leaving under 64 KiB: a seventh cannot start, a small webhook can.
+    // 64 KiB bodies make records of at most 320 KiB; of a 420000-byte budget, bodies may hold
+    // the 92320 bytes beside that: one 64 KiB step, not two.
     let app = start(
         Script::Hold(Arc::new(Semaphore::new(100))),
         &[
@@ -162,29 +162,45 @@ async fn the_byte_budget_refuses_uploads_beyond_it_but_leaves_room_for_small_web
     )
     .await;
     let big = vec![b' '; 65536];
-    let mut stalled = Vec::new();
-    for _ in 0..6 {
+    // Fifty uploads declaring 64 KiB and sending nothing: they hold no bytes.
+    let mut silent = Vec::new();
+    for _ in 0..50 {
         let mut s = connect(&app).await;
         s.write_all(&head("/webhooks/sendbird", &big, ""))
             .await
             .expect("head");
-        s.write_all(&big[..100]).await.expect("some body");
-        stalled.push(s);
+        silent.push(s);
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut seventh = connect(&app).await;
-    seventh
-        .write_all(&head("/webhooks/sendbird", &big, "connection: close\r\n"))
+    assert_eq!(app.post(fixture("group_channel__join")).await.status(), 200);
+    // One upload that sends bytes takes a 64 KiB step of the body share...
+    let mut first = connect(&app).await;
+    first
+        .write_all(&[head("/webhooks/sendbird", &big, ""), big[..100].to_vec()].concat())
         .await
-        .expect("head");
-    let answer = read_until_closed(&mut seventh, Duration::from_secs(3))
+        .expect("some body");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // ...so a second one finds no room and gets 503 at once, with Retry-After.
+    let mut second = connect(&app).await;
+    second
+        .write_all(
+            &[
+                head("/webhooks/sendbird", &big, "connection: close\r\n"),
+                big[..100].to_vec(),
+            ]
+            .concat(),
+        )
+        .await
+        .expect("some body");
+    let answer = read_until_closed(&mut second, Duration::from_secs(3))
         .await
         .expect("answered");
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 503"), "{text}");
     assert!(text.contains("retry-after"), "{text}");
+    // A small webhook still fits beside it.
     assert_eq!(app.post(fixture("group_channel__join")).await.status(), 200);
-    drop(stalled);
+    drop((silent, first));
 }
 
 #[tokio::test]

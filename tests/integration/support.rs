@@ -76,7 +76,21 @@ impl Stack {
             BrokerControl::Container => {
                 let kafka = self.kafka_container();
                 docker_runtime()
-                    .spawn(async move { kafka.pause().await })
+                    .spawn(async move {
+                        // The cgroup v1 freezer can fail to freeze a busy JVM at once (runc:
+                        // "unable to freeze"); a later attempt succeeds.
+                        let mut attempts = 1;
+                        loop {
+                            match kafka.pause().await {
+                                Err(e) if attempts < 10 => {
+                                    eprintln!("pausing the Kafka container failed ({e}); retrying");
+                                    attempts += 1;
+                                    tokio::time::sleep(Duration::from_millis(500)).await;
+                                }
+                                result => break result,
+                            }
+                        }
+                    })
                     .await
                     .expect("docker task")
                     .expect("pause the Kafka container")
@@ -246,8 +260,11 @@ async fn start_containers() -> Stack {
         "HOOKBRIDGE_TEST_REGISTRY_IMAGE",
         "apicurio/apicurio-registry:3.3.3",
     );
-    // Kafka advertises the address clients must use, so the host port is chosen up front.
+    // Kafka advertises the address clients must use, so the host port is chosen up front. The
+    // registry's is too: podman's Docker API reports bindings without a host IP, which
+    // testcontainers' port lookup skips.
     let kafka_port = free_port();
+    let registry_port = free_port();
     let kafka = GenericImage::new(kafka_image.as_str(), kafka_tag.as_str())
         .with_wait_for(WaitFor::message_on_stdout("Kafka Server started"))
         .with_exposed_port(ContainerPort::Tcp(9092))
@@ -280,6 +297,7 @@ async fn start_containers() -> Stack {
     let registry = GenericImage::new(registry_image.as_str(), registry_tag.as_str())
         .with_wait_for(WaitFor::message_on_stdout("Installed features"))
         .with_exposed_port(ContainerPort::Tcp(8080))
+        .with_mapped_port(registry_port, ContainerPort::Tcp(8080))
         .with_env_var("APICURIO_STORAGE_KIND", "sql")
         .with_env_var("APICURIO_STORAGE_SQL_KIND", "h2")
         // Confluent's default; Apicurio's is NONE.
@@ -289,10 +307,6 @@ async fn start_containers() -> Stack {
         .start()
         .await
         .unwrap_or_else(|e| panic!("start the {registry_image}:{registry_tag} container: {e}"));
-    let registry_port = registry
-        .get_host_port_ipv4(8080)
-        .await
-        .expect("registry port");
     Stack {
         bootstrap: format!("127.0.0.1:{kafka_port}"),
         registry_url: format!("http://127.0.0.1:{registry_port}/apis/ccompat/v7"),
