@@ -947,10 +947,10 @@ fn check_edge(
     const MAX_BUFFERED: u64 = 64 * 1024 * 1024 * 1024;
     let max_buffered_bytes = match raw.max_buffered_bytes {
         None => NonZeroUsize::new(DEFAULT_MAX_BUFFERED_BYTES),
-        Some(n) if n <= MAX_BUFFERED => usize::try_from(n).ok().and_then(NonZeroUsize::new),
+        Some(n @ 1..=MAX_BUFFERED) => usize::try_from(n).ok().and_then(NonZeroUsize::new),
         Some(n) => {
             errors.push(format!(
-                "max_buffered_bytes (HOOKBRIDGE_MAX_BUFFERED_BYTES): {n} is above 64 GiB"
+                "max_buffered_bytes (HOOKBRIDGE_MAX_BUFFERED_BYTES): {n} is outside 1..=68719476736 (64 GiB)"
             ));
             None
         }
@@ -1312,6 +1312,10 @@ mod tests {
             trusted_proxies = ["10.0.0.0/8", "proxy.internal"]
             max_connections = 0
             "#;
+        // Found by the config fuzz target: zero was refused without a message.
+        let zero = "max_buffered_bytes = 0\n";
+        let err = Config::from_toml_str(Some(zero), &minimal()).expect_err("invalid");
+        assert!(err.to_string().contains("max_buffered_bytes"), "{err}");
         let err = Config::from_toml_str(Some(bad), &minimal()).expect_err("invalid");
         let text = err.to_string();
         for needle in [
