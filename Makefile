@@ -80,6 +80,8 @@ test: deps stack-up venv
 	cargo test --locked
 	HOOKBRIDGE_BIN=$(CURDIR)/target/debug/hookbridge .venv/bin/python -m pytest -q tests/python
 	bash scripts/check-deploy.sh
+	$(MAKE) --no-print-directory fuzz-short
+	$(MAKE) --no-print-directory chaos-short
 
 bench: stack-up
 	cargo build --locked --release --bins --examples
@@ -116,6 +118,41 @@ edge-measure: EDGE_CONNECTIONS ?= 500
 edge-measure: stack-up venv
 	cargo build --locked --release --bins
 	HOOKBRIDGE_BIN=$(CURDIR)/target/release/hookbridge .venv/bin/python scripts/edge_measure.py $(EDGE_CONNECTIONS)
+
+# Containers (issue 11, docs/containers.md): a Docker-API engine on this machine (podman + runc
+# behind the Docker API when no Docker engine answers; a working Docker engine is used as it is),
+# local images built from Debian packages and Maven Central jars, and the three container paths:
+# the integration suite through testcontainers, `docker-compose up` and the runtime image.
+.PHONY: engine-up engine-down images test-containers compose-smoke image-check containers
+engine-up:
+	@bash scripts/container-engine.sh up
+
+engine-down:
+	@bash scripts/container-engine.sh down
+
+images: engine-up
+	bash scripts/images.sh all
+
+# The whole integration suite through testcontainers: KAFKA_BOOTSTRAP_SERVERS and
+# SCHEMA_REGISTRY_URL unset, images from HOOKBRIDGE_TEST_KAFKA_IMAGE / _REGISTRY_IMAGE (the local
+# builds here); the containers of the run are removed afterwards, also on failure.
+test-containers: engine-up
+	bash scripts/images.sh kafka
+	bash scripts/images.sh registry
+	eval "$$(bash scripts/container-engine.sh env)"
+	eval "$$(bash scripts/images.sh env)"
+	run_id="make-$$$$-$$(date +%s)"
+	trap 'docker ps -aq --filter "label=org.hookbridge.test-run='"$$run_id"'" | xargs -r docker rm -f -v >/dev/null' EXIT
+	env -u KAFKA_BOOTSTRAP_SERVERS -u SCHEMA_REGISTRY_URL HOOKBRIDGE_TEST_RUN_ID="$$run_id" \
+	  cargo test --locked --test integration
+
+compose-smoke: engine-up venv
+	bash scripts/compose-smoke.sh
+
+image-check: engine-up stack-up venv
+	bash scripts/image-check.sh
+
+containers: test-containers compose-smoke image-check
 
 clean:
 	cargo clean

@@ -47,9 +47,16 @@ pub fn now_ms() -> i64 {
 
 /// Installs the global subscriber. `RUST_LOG`, when set, wins over the configured level.
 pub fn init_logging(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    // tracing-subscriber's parser can panic on non-ASCII directives; such a RUST_LOG is ignored.
+    let from_env = std::env::var("RUST_LOG")
+        .ok()
+        .filter(|v| v.is_ascii())
+        .map(EnvFilter::try_new);
+    let filter = match from_env {
+        Some(Ok(filter)) => Ok(filter),
+        _ => EnvFilter::try_new(level),
+    }
+    .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
