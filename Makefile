@@ -59,6 +59,7 @@ consume: venv
 
 lint:
 	cargo fmt --all -- --check
+	cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 	cargo clippy --locked --all-targets -- -D warnings
 
 unit:
@@ -156,4 +157,4 @@ containers: test-containers compose-smoke image-check
 
 clean:
 	cargo clean
-	rm -rf .venv .tools
+	rm -rf .venv .tools fuzz/target fuzz/work fuzz/artifacts
