@@ -161,3 +161,20 @@ def test_dockerignore_keeps_sources_and_drops_the_rest():
                     ".venv/bin/python", ".tools/bin/helm", "helm/hookbridge/values.yaml",
                     "tests/python/test_x.py"):
         assert _ignored(dropped, patterns), f"{dropped} must not be in the build context"
+
+
+def test_binary_comes_from_the_builder_unless_a_prebuilt_one_is_asked_for(instructions, stages):
+    """By default the image compiles the binary itself; BINARY_STAGE=prebuilt (scripts/images.sh,
+    where no Rust builder image can be pulled) takes one built on the host instead. Either way the
+    runtime stage is the same."""
+    args = dict(i.value[0].split("=", 1) for i in instructions if i.cmd == "ARG" and "=" in i.value[0])
+    assert args.get("BINARY_STAGE") == "builder"
+    by_name = {stage_name(f): (f, steps) for f, steps in stages}
+    pre_from, pre_steps = by_name["prebuilt"]
+    assert pre_from.value[0] == "scratch", "the prebuilt stage holds nothing but the binary"
+    copies = [i for i in pre_steps if i.cmd == "COPY"]
+    assert len(copies) == 1 and "hookbridge*" in copies[0].value and copies[0].value[-1] == "/out/"
+    assert by_name["binary"][0].value[0] == "${BINARY_STAGE}"
+    assert any("--from=binary" in c.flags for c in of(stages[-1], "COPY")), \
+        "the runtime stage copies the binary from the selected stage"
+    assert stage_name(stages[-1][0]) == "runtime"

@@ -289,6 +289,11 @@ async fn start_containers() -> Stack {
         .with_env_var("KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR", "1")
         .with_env_var("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1")
         .with_env_var("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+        // The outage tests pause this container for up to ~20 s. With the default 9 s session
+        // timeout the controller fences its own broker the moment it is resumed, moving every
+        // partition's leadership away and back while the tests already talk to it again; the
+        // local stack's broker is restarted instead and registers anew.
+        .with_env_var("KAFKA_BROKER_SESSION_TIMEOUT_MS", "60000")
         .with_label("org.hookbridge.test-run", test_run_label())
         .with_startup_timeout(Duration::from_secs(180))
         .start()
