@@ -7,7 +7,6 @@
 //! published, never for bodies, which might be waiting for room themselves.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
@@ -95,13 +94,6 @@ impl ByteBudget {
         self.inner.report();
         Ok(())
     }
-
-    /// [`ByteBudget::grow_body`] on a new reservation, with a wait of at most `wait` from now.
-    pub async fn reserve_body(&self, n: usize, wait: Duration) -> Result<Reservation, Exhausted> {
-        let mut r = self.empty();
-        self.grow_body(&mut r, n, Instant::now() + wait).await?;
-        Ok(r)
-    }
 }
 
 async fn acquire(
@@ -156,6 +148,15 @@ impl Drop for Reservation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    impl ByteBudget {
+        async fn reserve_body(&self, n: usize, wait: Duration) -> Result<Reservation, Exhausted> {
+            let mut r = self.empty();
+            self.grow_body(&mut r, n, Instant::now() + wait).await?;
+            Ok(r)
+        }
+    }
 
     #[tokio::test]
     async fn bytes_come_back_when_a_reservation_is_dropped() {

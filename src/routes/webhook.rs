@@ -331,9 +331,7 @@ async fn process(
 
     // The record's bytes are reserved before it is built, at the bound a body of this size can
     // make; the exact size is checked again before encoding.
-    let bound = state
-        .max_record_bytes
-        .min(max_record_bytes_for(webhook.body().len()));
+    let bound = max_record_bytes_for(webhook.body().len());
     state
         .budget
         .grow_record(&mut held, bound, deadline)

@@ -461,7 +461,10 @@ impl SendbirdEvent {
             if let Some(one) = json::object(raw, USER) {
                 return Some(Some(vec![r.user(&one, "affected_users.metadata")]));
             }
-            json::array(raw, 0)?;
+            // Any other kind of value: try the next field.
+            if !raw.get().starts_with('[') {
+                return None;
+            }
             Some(r.list(Some(raw), "affected_users").map(|items| {
                 items
                     .into_iter()
