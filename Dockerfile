@@ -27,7 +27,9 @@ FROM rust:${RUST_VERSION}-slim-${DEBIAN_CODENAME} AS chef
 ARG CARGO_CHEF_VERSION=0.1.73
 # librdkafka is compiled from source by rdkafka-sys: C/C++ toolchain, make, cmake, pkg-config,
 # perl (OpenSSL/librdkafka configure scripts) and OpenSSL headers (libssl is in the runtime
-# image). zlib is compiled in statically (LIBZ_SYS_STATIC): the runtime image has no libz.
+# image). zlib is compiled in statically (LIBZ_SYS_STATIC), so the binary does not rely on the
+# base carrying libz: distroless/cc-debian12 has none; debian13 has it only because trixie's
+# OpenSSL needs it (scripts/images.sh's runtime-base likewise).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config perl libssl-dev ca-certificates \

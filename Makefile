@@ -12,7 +12,9 @@ export CARGO_TERM_COLOR ?= never
 
 help:
 	@echo "make run          start the local Kafka + registry and the gateway with a dev config"
-	@echo "make test         the whole suite: lint, unit, integration (real Kafka + registry), Python consumer, deploy checks"
+	@echo "make test         the whole suite: lint, unit, integration (real Kafka + registry), Python consumer, deploy checks,"
+	@echo "                  containers (testcontainers, compose, runtime image), short fuzz and chaos passes"
+	@echo "make containers   the container paths on podman behind the Docker API (or a Docker engine)"
 	@echo "make stack-up     start Kafka (127.0.0.1:9092) and Apicurio Registry (127.0.0.1:8081) without Docker"
 	@echo "make stack-down   stop them"
 	@echo "make consume TOPIC=sendbird.group_channel   print records decoded as a consumer team would"
@@ -81,6 +83,7 @@ test: deps stack-up venv
 	cargo test --locked
 	HOOKBRIDGE_BIN=$(CURDIR)/target/debug/hookbridge .venv/bin/python -m pytest -q tests/python
 	bash scripts/check-deploy.sh
+	$(MAKE) --no-print-directory containers HOOKBRIDGE_PROFILE=debug
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory chaos-short
 
@@ -156,5 +159,6 @@ image-check: engine-up stack-up venv
 containers: test-containers compose-smoke image-check
 
 clean:
+	-bash scripts/container-engine.sh down
 	cargo clean
 	rm -rf .venv .tools fuzz/target fuzz/work fuzz/artifacts
