@@ -15,6 +15,7 @@ help:
 	@echo "make test         the whole suite: lint, unit, integration (real Kafka + registry), Python consumer, deploy checks,"
 	@echo "                  containers (testcontainers, compose, runtime image), short fuzz and chaos passes"
 	@echo "make containers   the container paths on podman behind the Docker API (or a Docker engine)"
+	@echo "make k8s-test     the Helm chart on a local single-node Kubernetes built from source"
 	@echo "make stack-up     start Kafka (127.0.0.1:9092) and Apicurio Registry (127.0.0.1:8081) without Docker"
 	@echo "make stack-down   stop them"
 	@echo "make consume TOPIC=sendbird.group_channel   print records decoded as a consumer team would"
@@ -84,6 +85,7 @@ test: deps stack-up venv
 	HOOKBRIDGE_BIN=$(CURDIR)/target/debug/hookbridge .venv/bin/python -m pytest -q tests/python
 	bash scripts/check-deploy.sh
 	$(MAKE) --no-print-directory containers HOOKBRIDGE_PROFILE=debug
+	$(MAKE) --no-print-directory k8s-test HOOKBRIDGE_PROFILE=debug
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory chaos-short
 
@@ -158,7 +160,34 @@ image-check: engine-up stack-up venv
 
 containers: test-containers compose-smoke image-check
 
+# Kubernetes (issue 12, docs/deploy.md "Tried on a real cluster"): a single-node cluster built
+# from source (scripts/k8s-local.sh; binaries cached in .tools/k8s/cache, keyed by version) and
+# tests/k8s/k8s_test.py: the chart under PodSecurity restricted, readiness following the broker,
+# webhooks through the Service, helm test, a rolling upgrade under load, token rotation, the
+# optional parts and helm uninstall. The cluster is removed afterwards unless K8S_KEEP=1.
+PROM_OPERATOR_VERSION ?= 0.85.0
+.PHONY: k8s-up k8s-down k8s-test
+k8s-up:
+	bash scripts/k8s-local.sh up
+
+k8s-down:
+	bash scripts/k8s-local.sh down
+
+k8s-test: engine-up stack-up venv
+	[ -x .tools/bin/helm ] || bash scripts/check-deploy.sh
+	bash scripts/images.sh hookbridge
+	trap '[ -n "$${K8S_KEEP:-}" ] || bash scripts/k8s-local.sh down' EXIT
+	bash scripts/k8s-local.sh up
+	image="$$(bash scripts/k8s-local.sh load hookbridge:dev)"
+	# the Prometheus Operator's ServiceMonitor CRD, from its Go module
+	crd_dir="$$(go mod download -json github.com/prometheus-operator/prometheus-operator@v$(PROM_OPERATOR_VERSION) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p')"
+	K8S_IMAGE="$$image" HOST_IP="$$(bash scripts/k8s-local.sh host-ip)" \
+	  KUBECTL="$$(bash scripts/k8s-local.sh kubectl-path)" KUBECONFIG="$$(bash scripts/k8s-local.sh kubeconfig)" \
+	  SERVICEMONITOR_CRD="$$crd_dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
+	  HELM=$(CURDIR)/.tools/bin/helm .venv/bin/python tests/k8s/k8s_test.py
+
 clean:
+	-bash scripts/k8s-local.sh down
 	-bash scripts/container-engine.sh down
 	cargo clean
 	rm -rf .venv .tools fuzz/target fuzz/work fuzz/artifacts

@@ -38,6 +38,21 @@ enum Command {
         /// The body to sign; `-` reads standard input.
         file: PathBuf,
     },
+    /// POST FILE to URL signed as Sendbird signs it, print the answer, exit 0 on a 2xx (a test
+    /// webhook from a shell, a pod or a CI job).
+    Send {
+        /// The gateway's webhook URL, e.g. http://hookbridge/webhooks/sendbird.
+        #[arg(long)]
+        url: String,
+        /// Name of the environment variable that holds the API token.
+        #[arg(long, value_name = "VAR")]
+        token_env: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+        /// The body to send; `-` reads standard input.
+        file: PathBuf,
+    },
     /// Work with the Avro schemas in schemas/.
     Schemas {
         #[command(subcommand)]
@@ -82,7 +97,22 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve => serve(),
-        Command::Sign { token_env, file } => sign(&token_env, &file),
+        Command::Sign { token_env, file } => match token_and_body("sign", &token_env, &file) {
+            Ok((token, body)) => {
+                println!("{}", token.sign(&body));
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Send {
+            url,
+            token_env,
+            timeout,
+            file,
+        } => match token_and_body("send", &token_env, &file) {
+            Ok((token, body)) => runtime().block_on(send(&url, &token, body, timeout)),
+            Err(code) => code,
+        },
         Command::Schemas {
             command:
                 SchemasCommand::Check {
@@ -177,32 +207,67 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     }
 }
 
-fn sign(token_env: &str, file: &PathBuf) -> ExitCode {
+/// The token named by `token_env` and FILE's bytes (`-`: standard input), or the exit code after
+/// saying what is wrong.
+fn token_and_body(
+    command: &str,
+    token_env: &str,
+    file: &PathBuf,
+) -> Result<(ApiToken, Vec<u8>), ExitCode> {
     let Ok(raw) = std::env::var(token_env) else {
-        eprintln!("hookbridge sign: environment variable {token_env} is not set");
-        return ExitCode::from(2);
+        eprintln!("hookbridge {command}: environment variable {token_env} is not set");
+        return Err(ExitCode::from(2));
     };
-    let token = match ApiToken::parse(&raw) {
-        Ok(t) => t,
-        Err(why) => {
-            eprintln!("hookbridge sign: the token in {token_env} {why}");
-            return ExitCode::from(2);
-        }
-    };
+    let token = ApiToken::parse(&raw).map_err(|why| {
+        eprintln!("hookbridge {command}: the token in {token_env} {why}");
+        ExitCode::from(2)
+    })?;
     let body = if file.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::stdin().read_to_end(&mut buf).map(|_| buf)
     } else {
         std::fs::read(file)
     };
-    match body {
-        Ok(body) => {
-            println!("{}", token.sign(&body));
-            ExitCode::SUCCESS
+    let body = body.map_err(|e| {
+        eprintln!("hookbridge {command}: cannot read {}: {e}", file.display());
+        ExitCode::from(2)
+    })?;
+    Ok((token, body))
+}
+
+async fn send(url: &str, token: &ApiToken, body: Vec<u8>, timeout: u64) -> ExitCode {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(timeout))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hookbridge send: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let signature = token.sign(&body);
+    let answer = client
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(hookbridge::verify::SIGNATURE_HEADER, signature)
+        .body(body)
+        .send()
+        .await;
+    match answer {
+        Ok(r) => {
+            let status = r.status();
+            let text = r.text().await.unwrap_or_default();
+            println!("{} {}", status.as_u16(), text.trim_end());
+            if status.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
         }
         Err(e) => {
-            eprintln!("hookbridge sign: cannot read {}: {e}", file.display());
-            ExitCode::from(2)
+            eprintln!("hookbridge send: {url}: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -37,9 +37,24 @@ def duration_seconds(d: str) -> float:
 
 def test_defaults_render_only_the_core(render):
     r = render()
-    assert r.kinds() == {"Deployment", "Service", "ServiceAccount", "ConfigMap"}
+    assert r.kinds() == {"Deployment", "Service", "ServiceAccount", "ConfigMap", "Pod"}
     for kind in OPTIONAL.values():
         assert not r.all(kind), f"{kind} must be off by default"
+    # the only Pod is the `helm test` hook, run by `helm test`, never installed
+    assert r.one("Pod")["metadata"]["annotations"]["helm.sh/hook"] == "test"
+
+
+def test_helm_test_hook_uses_the_gateway_image_hardened(render):
+    r = render()
+    test = r.one("Pod")
+    c = test["spec"]["containers"][0]
+    assert c["image"] == r.container["image"], "no image from a public registry"
+    assert c["args"][0] == "healthcheck" and c["args"][2].endswith(":9090/readyz")
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert test["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert test["spec"]["restartPolicy"] == "Never"
+    assert not render(TOKENS, sets=("tests.enabled=false",)).all("Pod")
 
 
 @pytest.mark.parametrize("values", VARIANTS, ids=["defaults", "all-on", "tokens-in-values"])
@@ -225,7 +240,9 @@ def test_each_optional_part_is_switched_by_its_flag(render, flag, kind):
 def test_all_optional_parts_on(render):
     r = render(ALL_ON)
     assert set(OPTIONAL.values()) <= r.kinds()
-    assert "replicas" not in r.deployment["spec"], "the HPA owns the replica count"
+    # the HPA owns the count; without a running Deployment (helm template) it starts at minReplicas,
+    # an upgrade keeps what runs (lookup) instead of dropping to 1
+    assert r.deployment["spec"]["replicas"] == 2
     hpa = r.one("HorizontalPodAutoscaler")
     assert hpa["apiVersion"] == "autoscaling/v2"
     assert hpa["spec"]["scaleTargetRef"]["name"] == r.deployment["metadata"]["name"]
