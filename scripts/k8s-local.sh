@@ -92,7 +92,10 @@ fetch_debs() {
   [ -x "$DEBS/root/usr/bin/containerd" ] && return 0
   say "fetching ${DEB_PACKAGES[*]} from Debian (unpacked into $DEBS)"
   rm -rf "$DEBS.tmp" && mkdir -p "$DEBS.tmp/debs"
-  (cd "$DEBS.tmp/debs" && apt-get download "${DEB_PACKAGES[@]}" >/dev/null)
+  if ! (cd "$DEBS.tmp/debs" && apt-get download "${DEB_PACKAGES[@]}" >/dev/null 2>&1); then
+    apt-get update -qq   # a fresh machine may have no package lists yet
+    (cd "$DEBS.tmp/debs" && apt-get download "${DEB_PACKAGES[@]}" >/dev/null)
+  fi
   for f in "$DEBS.tmp"/debs/*.deb; do dpkg -x "$f" "$DEBS.tmp/root"; done
   rm -rf "$DEBS" && mv "$DEBS.tmp" "$DEBS"
 }
@@ -423,7 +426,7 @@ stop_component() {
   pid="$(pid_alive "$n")" || { rm -f "$C/pid/$n"; return 0; }
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   for i in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.2; done
-  [ -d "/proc/$pid" ] && kill -KILL -- "-$pid" 2>/dev/null || true
+  if [ -d "/proc/$pid" ]; then kill -KILL -- "-$pid" 2>/dev/null || true; fi
   rm -f "$C/pid/$n"
 }
 
@@ -458,10 +461,12 @@ cmd_down() {
     done
   done
   # network namespaces of pods not deleted through the API
-  for n in $(ls /run/netns 2>/dev/null | grep '^cni-' || true); do
-    grep -qx "$n" "$C/netns.before" 2>/dev/null && continue
-    umount "/run/netns/$n" 2>/dev/null || true
-    rm -f "/run/netns/$n"
+  local ns
+  for ns in /run/netns/cni-*; do
+    [ -e "$ns" ] || continue
+    grep -qx "${ns##*/}" "$C/netns.before" 2>/dev/null && continue
+    umount "$ns" 2>/dev/null || true
+    rm -f "$ns"
   done
   mount | awk -v d="$C/" 'index($3, d) == 1 {print $3}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   ip link del "$BRIDGE" 2>/dev/null || true
