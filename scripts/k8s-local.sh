@@ -279,6 +279,7 @@ state = "$C/containerd/state"
       [plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
         SystemdCgroup = false
         BinaryName = "$(command -v runc)"
+        Root = "$C/containerd/runc"
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "$DEBS/root/usr/lib/cni"
     conf_dir = "$C/cni/net.d"
@@ -336,7 +337,7 @@ pid_alive() { # pid_alive NAME -> prints the pid if the process `up` started sti
   local f="$C/pid/$1" pid
   [ -f "$f" ] || return 1
   pid="$(cat "$f")"
-  [ -n "$pid" ] && [ -d "/proc/$pid" ] && grep -qa -- "$C" "/proc/$pid/cmdline" 2>/dev/null || return 1
+  [ -n "$pid" ] && [ -d "/proc/$pid" ] && grep -qaF -- "$C" "/proc/$pid/cmdline" 2>/dev/null || return 1
   printf '%s\n' "$pid"
 }
 
@@ -357,13 +358,44 @@ wait_for() { # wait_for WHAT LOG COMMAND...
   done
 }
 
+# Kernel settings the kubelet, kube-proxy and bridge_up change, and host folders they create:
+# recorded by `up`, put back by `down`.
+SYSCTLS=(net/ipv4/ip_forward net/bridge/bridge-nf-call-iptables net/ipv4/conf/all/route_localnet
+         vm/overcommit_memory vm/panic_on_oom kernel/panic kernel/panic_on_oops
+         kernel/keys/root_maxkeys kernel/keys/root_maxbytes)
+HOST_PATHS=(/run/containerd /var/lib/kubelet /var/lib/cni /var/log/containers /var/log/pods)
+
+save_host_state() {
+  local k p
+  : >"$C/sysctl.before"
+  for k in "${SYSCTLS[@]}"; do
+    [ -r "/proc/sys/$k" ] && printf '%s %s\n' "$k" "$(cat "/proc/sys/$k")" >>"$C/sysctl.before"
+  done
+  : >"$C/paths.before"
+  for p in "${HOST_PATHS[@]}"; do [ -e "$p" ] && echo "$p" >>"$C/paths.before"; done
+  return 0
+}
+
+restore_host_state() {
+  local k v p
+  if [ -f "$C/sysctl.before" ]; then
+    while read -r k v; do echo "$v" >"/proc/sys/$k" 2>/dev/null || true; done <"$C/sysctl.before"
+  fi
+  find /var/log/containers -maxdepth 1 -lname "$C/*" -delete 2>/dev/null || true
+  for p in "${HOST_PATHS[@]}"; do
+    grep -qx "$p" "$C/paths.before" 2>/dev/null && continue
+    rm -rf "$p"
+  done
+}
+
 bridge_up() { # the pod bridge exists before the kubelet, so the host IP is there from the start
   if ! ip link show "$BRIDGE" >/dev/null 2>&1; then
     ip link add "$BRIDGE" type bridge
   fi
-  ip addr show dev "$BRIDGE" | grep -q "inet $HOST_IP/" || ip addr add "$HOST_IP/24" dev "$BRIDGE"
+  ip addr replace "$HOST_IP/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
   # Services: traffic between pods on the bridge must pass iptables for kube-proxy's DNAT
+  # (without br_netfilter, kube-proxy masquerades all Service traffic instead: see cmd_up)
   if [ -w /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
     echo 1 >/proc/sys/net/bridge/bridge-nf-call-iptables
   fi
@@ -383,6 +415,7 @@ cmd_up() {
   export PATH="$DEBS/root/usr/bin:$PATH"
   write_config
   ls /run/netns 2>/dev/null >"$C/netns.before" || :
+  save_host_state
   bridge_up
   start etcd "$DEBS/root/usr/bin/etcd" --name hookbridge-local --data-dir "$C/etcd" \
     --listen-client-urls http://127.0.0.1:12379 --advertise-client-urls http://127.0.0.1:12379 \
@@ -409,7 +442,12 @@ cmd_up() {
     --bind-address=127.0.0.1 --leader-elect=false
   start kubelet "$KUBE_BIN/kubelet" --config="$C/etc/kubelet.yaml" --kubeconfig="$C/pki/kubelet.kubeconfig" \
     --root-dir="$C/kubelet" --cert-dir="$C/kubelet/pki" --hostname-override="$NODE_NAME" --node-ip="$HOST_IP"
-  start kube-proxy "$KUBE_BIN/kube-proxy" --kubeconfig="$C/pki/kube-proxy.kubeconfig" \
+  local masq=()
+  if [ ! -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
+    say "no br_netfilter: kube-proxy masquerades all Service traffic (replies between pods on the bridge would skip the reverse NAT)"
+    masq=(--masquerade-all)
+  fi
+  start kube-proxy "$KUBE_BIN/kube-proxy" "${masq[@]}" --kubeconfig="$C/pki/kube-proxy.kubeconfig" \
     --hostname-override="$NODE_NAME" --proxy-mode=iptables --cluster-cidr="$POD_CIDR" \
     --bind-address="$HOST_IP" --metrics-bind-address=127.0.0.1:10249 --healthz-bind-address=127.0.0.1:10256 \
     --conntrack-max-per-core=0 --conntrack-tcp-timeout-established=0 --conntrack-tcp-timeout-close-wait=0
@@ -442,15 +480,14 @@ cmd_down() {
   # containerd leaves its shims (one per pod) running: end those started under this cluster, and
   # what still runs in the pods' cgroups (only this cluster's kubelet makes kubepods)
   pgrep -f "containerd-shim-runc-v2 .*-address $C/" | xargs -r kill -KILL 2>/dev/null || true
-  cat /sys/fs/cgroup/*/kubepods*/cgroup.procs /sys/fs/cgroup/*/kubepods*/*/cgroup.procs \
-      /sys/fs/cgroup/*/kubepods*/*/*/cgroup.procs /sys/fs/cgroup/*/kubepods*/*/*/*/cgroup.procs 2>/dev/null |
+  find /sys/fs/cgroup/*/kubepods* /sys/fs/cgroup/kubepods* -name cgroup.procs -exec cat {} + 2>/dev/null |
     sort -u | xargs -r kill -KILL 2>/dev/null || true
   sleep 1
   # kube-proxy's and the CNI plugins' iptables rules
   for ipt in iptables ip6tables; do
     command -v "$ipt" >/dev/null || continue
     for t in filter nat mangle; do
-      { "$ipt-save" -t "$t" 2>/dev/null | grep -E '^-A [A-Z]+ .*-j (KUBE-|CNI-)' || true; } | sed 's/^-A /-D /' |
+      { "$ipt-save" -t "$t" 2>/dev/null | grep -E '^-A [A-Z]+ .*(-j (KUBE-|CNI-)|"hookbridge k8s-test)' || true; } | sed 's/^-A /-D /' |
         while read -r rule; do eval "$ipt -t $t $rule" 2>/dev/null || true; done
       for chain in $("$ipt-save" -t "$t" 2>/dev/null | grep -oE '^:(KUBE|CNI)-[A-Za-z0-9_-]+' | tr -d :); do
         "$ipt" -t "$t" -F "$chain" 2>/dev/null || true
@@ -470,9 +507,8 @@ cmd_down() {
   done
   mount | awk -v d="$C/" 'index($3, d) == 1 {print $3}' | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
   ip link del "$BRIDGE" 2>/dev/null || true
-  find /sys/fs/cgroup/*/kubepods* -depth -type d -exec rmdir {} \; 2>/dev/null || true
-  rm -rf /var/lib/kubelet/device-plugins /var/lib/cni/results
-  rmdir /var/lib/kubelet /var/lib/cni /var/log/containers /var/log/pods 2>/dev/null || true
+  find /sys/fs/cgroup/*/kubepods* /sys/fs/cgroup/kubepods* -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  restore_host_state
   rm -rf "$C"
   say "cluster removed (caches kept in $CACHE)"
 }
