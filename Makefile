@@ -13,7 +13,8 @@ export CARGO_TERM_COLOR ?= never
 help:
 	@echo "make run          start the local Kafka + registry and the gateway with a dev config"
 	@echo "make test         the whole suite: lint, unit, integration (real Kafka + registry), Python consumer, deploy checks,"
-	@echo "                  containers (testcontainers, compose, runtime image), short fuzz and chaos passes"
+	@echo "                  containers (testcontainers, compose, runtime image), the chart on a local Kubernetes,"
+	@echo "                  short fuzz and chaos passes (run it as root)"
 	@echo "make containers   the container paths on podman behind the Docker API (or a Docker engine)"
 	@echo "make k8s-test     the Helm chart on a local single-node Kubernetes built from source"
 	@echo "make stack-up     start Kafka (127.0.0.1:9092) and Apicurio Registry (127.0.0.1:8081) without Docker"
