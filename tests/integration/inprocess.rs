@@ -399,6 +399,36 @@ fn sign_prints_the_signature_a_sender_would_send_and_refuses_token_lists() {
 }
 
 #[tokio::test]
+async fn send_posts_a_signed_body_and_exits_by_the_answer() {
+    let _shared = crate::support::BROKER_LOCK.read().await;
+    let app = start(Script::Hold(Arc::new(Semaphore::new(100))), &[]).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("body.json");
+    let body = fixture("group_channel__message_send");
+    std::fs::write(&file, &body).expect("write body");
+    let send = |token: &'static str| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_hookbridge"))
+            .args(["send", "--url", &app.base, "--token-env", "HB_TEST_TOKEN"])
+            .arg(&file)
+            .env("HB_TEST_TOKEN", token)
+            .output()
+    };
+    let out = send(TOKEN).await.expect("run send");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.starts_with("200 ") && stdout.contains("accepted"),
+        "{stdout}"
+    );
+    let seen = app.publisher.seen.lock().expect("lock").len();
+    assert_eq!(seen, 1, "the body was published once");
+    let out = send("not-the-token").await.expect("run send");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("401 "));
+    assert_eq!(app.publisher.seen.lock().expect("lock").len(), 1);
+}
+
+#[tokio::test]
 async fn a_rotated_tokens_file_takes_effect_without_a_restart() {
     let _shared = crate::support::BROKER_LOCK.read().await;
     let dir = tempfile::tempdir().expect("temp dir");
