@@ -9,6 +9,7 @@
 #   bash scripts/k8s-local.sh down          stop what `up` started and undo every host change
 #                                           (iptables chains, bridge, mounts, netns, cgroups)
 #   bash scripts/k8s-local.sh kubeconfig    print the admin kubeconfig's path
+#   bash scripts/k8s-local.sh kubectl-path  print the path of the kubectl built for this cluster
 #   bash scripts/k8s-local.sh load IMAGE    import an image of the container engine
 #                                           (scripts/container-engine.sh) or a docker-archive
 #                                           tarball (IMAGE ending in .tar) into the cluster;
@@ -530,7 +531,7 @@ cmd_load() {
 }
 
 cmd_status() {
-  local n rc=0
+  local n pid rc=0
   for n in "${COMPONENTS[@]}"; do
     if pid="$(pid_alive "$n")"; then say "$n: running (pid $pid)"; else say "$n: not running"; rc=1; fi
   done
