@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use hookbridge::verify::ApiToken;
+use hookbridge::providers::sendbird::ApiToken;
 
 const APP_ID: &str = "A1B2C3D4-0000-4000-8000-000000000001";
 const TOKEN: &str = "bench-token";

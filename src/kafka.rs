@@ -18,8 +18,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::time::Instant;
 
-use crate::config::Config;
-use crate::sendbird::TopicName;
+use crate::config::KafkaConfig;
+use crate::topic::TopicName;
 
 /// One record to publish.
 #[derive(Debug, Clone)]
@@ -30,6 +30,20 @@ pub struct OutRecord {
     pub headers: Vec<(&'static str, Vec<u8>)>,
     /// The time hookbridge received the request.
     pub timestamp_ms: i64,
+}
+
+/// Room for a record's framing in librdkafka's size check beyond key, value and headers: the
+/// record batch header and per-record varints.
+const RECORD_OVERHEAD: usize = 1024;
+
+/// Bytes librdkafka counts against `message.max.bytes` for one record.
+pub fn wire_size(
+    key: Option<&str>,
+    value_len: usize,
+    headers: &[(&'static str, Vec<u8>)],
+) -> usize {
+    let headers: usize = headers.iter().map(|(k, v)| k.len() + v.len()).sum();
+    key.map_or(0, str::len) + value_len + headers + RECORD_OVERHEAD
 }
 
 /// Where the broker stored a record.
@@ -118,7 +132,7 @@ impl ClientContext for TracingContext {
 
 /// The client configuration: user properties first, then the settings the guarantee rests on
 /// (configuration loading already refused attempts to override those).
-pub fn client_config(config: &Config) -> ClientConfig {
+pub fn client_config(config: &KafkaConfig) -> ClientConfig {
     let mut cc = ClientConfig::new();
     cc.set("client.id", "hookbridge")
         .set("compression.type", "lz4")
@@ -126,10 +140,10 @@ pub fn client_config(config: &Config) -> ClientConfig {
         .set("message.timeout.ms", "30000")
         .set("queue.buffering.max.kbytes", "65536")
         .set("socket.keepalive.enable", "true");
-    for (key, value) in &config.kafka_properties {
+    for (key, value) in &config.properties {
         cc.set(key, value.expose());
     }
-    cc.set("bootstrap.servers", &config.kafka_brokers)
+    cc.set("bootstrap.servers", &config.brokers)
         .set("enable.idempotence", "true")
         .set("acks", "all")
         // Java clients hash keys with murmur2; librdkafka's default does not. Kafka Streams and
@@ -139,7 +153,7 @@ pub fn client_config(config: &Config) -> ClientConfig {
         // refuse records made from large (up to max_body_bytes) bodies before they reach a broker.
         .set(
             "message.max.bytes",
-            (config.max_record_bytes() + 64 * 1024).to_string(),
+            (config.max_record_bytes + 64 * 1024).to_string(),
         );
     cc.set_log_level(RDKafkaLogLevel::Warning);
     cc
@@ -148,7 +162,7 @@ pub fn client_config(config: &Config) -> ClientConfig {
 /// A librdkafka error as text without any configured property value: librdkafka quotes the
 /// value it refused ("Invalid value \"...\" for configuration property"), and values set through
 /// `kafka_properties` or `kafka_property_files` may be secrets.
-pub fn redacted(config: &Config, error: &KafkaError) -> String {
+pub fn redacted(config: &KafkaConfig, error: &KafkaError) -> String {
     let mut text = match error {
         KafkaError::ClientConfig(_, description, key, _) => {
             format!("librdkafka refused property \"{key}\": {description}")
@@ -160,7 +174,7 @@ pub fn redacted(config: &Config, error: &KafkaError) -> String {
     {
         text = text.replace(value.as_str(), "[redacted]");
     }
-    for value in config.kafka_properties.values() {
+    for value in config.properties.values() {
         let value = value.expose();
         // Short values ("1", "lz4") are settings, not secrets, and would blank out the message.
         // A short secret would still be redacted above when it is the value librdkafka refused.
@@ -196,7 +210,7 @@ pub struct KafkaPublisher {
 }
 
 impl KafkaPublisher {
-    pub fn new(config: &Config) -> Result<Self, String> {
+    pub fn new(config: &KafkaConfig) -> Result<Self, String> {
         let producer = client_config(config)
             .create_with_context(TracingContext)
             .map_err(|e| redacted(config, &e))?;
@@ -332,7 +346,7 @@ impl Publisher for KafkaPublisher {
 
 /// Creates the topics that do not exist yet. Replication is `min(3, brokers)` unless configured.
 pub async fn ensure_topics(
-    config: &Config,
+    config: &KafkaConfig,
     cluster: &ClusterView,
     topics: &[TopicName],
 ) -> Result<Vec<String>, String> {
@@ -400,8 +414,8 @@ pub fn weakest_acceptable_insync(replication: usize) -> i64 {
 }
 
 /// The `max.message.bytes` topics need so that a record made from a `max_body_bytes` body fits.
-pub fn required_topic_message_bytes(config: &Config) -> usize {
-    config.max_record_bytes() + 64 * 1024
+pub fn required_topic_message_bytes(config: &KafkaConfig) -> usize {
+    config.max_record_bytes + 64 * 1024
 }
 
 /// What [`undersized_topics`] found.
@@ -420,7 +434,7 @@ pub struct TopicSizes {
 /// bodies need, with their limit. Topics the gateway created are sized right; this catches
 /// topics created by someone else.
 pub async fn undersized_topics(
-    config: &Config,
+    config: &KafkaConfig,
     topics: &[TopicName],
     replicas: &std::collections::BTreeMap<String, usize>,
 ) -> Result<TopicSizes, String> {
@@ -564,20 +578,27 @@ pub async fn watch_brokers(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use crate::config::Secret;
+    use std::num::NonZeroU32;
+
+    /// The section as configuration loading makes it (properties already checked there).
+    fn section(properties: &[(&str, &str)]) -> KafkaConfig {
+        KafkaConfig {
+            brokers: "127.0.0.1:9092".into(),
+            properties: properties
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Secret::new(*v)))
+                .collect(),
+            create_topics: true,
+            topic_partitions: NonZeroU32::new(12).expect("non-zero"),
+            topic_replication_factor: None,
+            max_record_bytes: crate::config::max_record_bytes_for(2 * 1024 * 1024),
+        }
+    }
 
     #[test]
     fn producer_keeps_the_guarantee_settings_and_fits_large_records() {
-        let env: BTreeMap<String, String> = [
-            ("HOOKBRIDGE_KAFKA_BROKERS", "b:9092"),
-            ("HOOKBRIDGE_SCHEMA_REGISTRY_URL", "http://r"),
-            ("HOOKBRIDGE_SENDBIRD_APP_ID", "A"),
-            ("HOOKBRIDGE_SENDBIRD_API_TOKENS", "t"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        let config = Config::from_sources(None, &env).expect("valid");
+        let config = section(&[]);
         let cc = client_config(&config);
         assert_eq!(cc.get("enable.idempotence"), Some("true"));
         assert_eq!(cc.get("acks"), Some("all"));
@@ -624,20 +645,7 @@ mod tests {
 
     #[test]
     fn configuration_errors_never_print_property_values() {
-        let env: std::collections::BTreeMap<String, String> = [
-            ("HOOKBRIDGE_KAFKA_BROKERS", "127.0.0.1:9092"),
-            ("HOOKBRIDGE_SCHEMA_REGISTRY_URL", "http://r"),
-            ("HOOKBRIDGE_SENDBIRD_APP_ID", "A"),
-            ("HOOKBRIDGE_SENDBIRD_API_TOKENS", "t"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        let toml = r#"
-            [kafka_properties]
-            "sasl.oauthbearer.client.secret" = "hunter2-very-secret"
-            "#;
-        let config = Config::from_toml_str(Some(toml), &env).expect("valid");
+        let config = section(&[("sasl.oauthbearer.client.secret", "hunter2-very-secret")]);
         let refused = KafkaError::ClientConfig(
             rdkafka::types::RDKafkaConfRes::RD_KAFKA_CONF_INVALID,
             "Invalid value \"hunter2-very-secret\" for configuration property \"sasl.oauthbearer.client.secret\"".into(),
@@ -651,11 +659,7 @@ mod tests {
             KafkaError::ClientCreation("oidc with hunter2-very-secret needs curl".into());
         assert!(!redacted(&config, &creation).contains("hunter2"));
         // And through the real librdkafka: an invalid value for a real property.
-        let toml = r#"
-            [kafka_properties]
-            "security.protocol" = "NOT-A-PROTOCOL-s3cr3t"
-            "#;
-        let config = Config::from_toml_str(Some(toml), &env).expect("valid");
+        let config = section(&[("security.protocol", "NOT-A-PROTOCOL-s3cr3t")]);
         let err = KafkaPublisher::new(&config)
             .err()
             .expect("librdkafka refuses it");

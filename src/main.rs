@@ -9,17 +9,17 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use hookbridge::config::{Config, RegistryConfig, Secret};
+use hookbridge::providers::{PROVIDERS, Provider, SchemaFile, SignedHeaders};
 use hookbridge::registry::{Compatibility, RegistryClient};
-use hookbridge::sendbird::Router;
 use hookbridge::startup::Application;
 use hookbridge::telemetry;
-use hookbridge::verify::ApiToken;
+use hookbridge::topic::TopicName;
 
 #[derive(Parser)]
 #[command(
     name = "hookbridge",
     version,
-    about = "Verified Sendbird webhooks into Kafka as Avro"
+    about = "Verified webhooks into Kafka as Avro"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,21 +30,28 @@ struct Cli {
 enum Command {
     /// Run the gateway (configuration from HOOKBRIDGE_CONFIG and HOOKBRIDGE_* variables).
     Serve,
-    /// Print the x-sendbird-signature a sender holding the token would send for FILE's bytes.
+    /// Print the signature a sender holding the secret would send for FILE's bytes (the header's
+    /// value when the provider signs with one header, else `name: value` lines).
     Sign {
-        /// Name of the environment variable that holds the API token (never pass it as an argument).
+        /// The provider whose scheme to use (default: the first registered).
+        #[arg(long)]
+        provider: Option<String>,
+        /// Name of the environment variable that holds the secret (never pass it as an argument).
         #[arg(long, value_name = "VAR")]
         token_env: String,
         /// The body to sign; `-` reads standard input.
         file: PathBuf,
     },
-    /// POST FILE to URL signed as Sendbird signs it, print the answer, exit 0 on a 2xx (a test
-    /// webhook from a shell, a pod or a CI job).
+    /// POST FILE to URL signed as the provider signs it, print the answer, exit 0 on a 2xx (a
+    /// test webhook from a shell, a pod or a CI job).
     Send {
-        /// The gateway's webhook URL, e.g. http://hookbridge/webhooks/sendbird.
+        /// The gateway's webhook URL, e.g. http://hookbridge/webhooks/<provider>.
         #[arg(long)]
         url: String,
-        /// Name of the environment variable that holds the API token.
+        /// The provider whose scheme to use (default: the first registered).
+        #[arg(long)]
+        provider: Option<String>,
+        /// Name of the environment variable that holds the secret.
         #[arg(long, value_name = "VAR")]
         token_env: String,
         /// Seconds to wait for the answer.
@@ -68,11 +75,18 @@ enum Command {
 #[derive(Subcommand)]
 enum SchemasCommand {
     /// Ask the registry whether schemas/ is compatible with what is registered; exit 1 if not.
+    /// Checks every topic of the sources in the configuration file, or, without one, the
+    /// topics under a prefix.
     Check {
         #[arg(long, env = "HOOKBRIDGE_SCHEMA_REGISTRY_URL")]
         registry_url: String,
-        #[arg(long, env = "HOOKBRIDGE_TOPIC_PREFIX", default_value = "sendbird.")]
-        topic_prefix: String,
+        /// The gateway's configuration file: check every configured source's topics.
+        #[arg(long, env = "HOOKBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Check the topics a source with this prefix writes (the default prefix when neither
+        /// this nor a configuration file is given).
+        #[arg(long, env = "HOOKBRIDGE_TOPIC_PREFIX")]
+        topic_prefix: Option<String>,
         /// Basic-auth user for the registry.
         #[arg(
             long,
@@ -97,26 +111,35 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve => serve(),
-        Command::Sign { token_env, file } => match token_and_body("sign", &token_env, &file) {
-            Ok((token, body)) => {
-                println!("{}", token.sign(&body));
+        Command::Sign {
+            provider,
+            token_env,
+            file,
+        } => match signed("sign", provider.as_deref(), &token_env, &file) {
+            Ok((headers, _)) => {
+                match headers.as_slice() {
+                    [(_, value)] => println!("{value}"),
+                    many => many.iter().for_each(|(k, v)| println!("{k}: {v}")),
+                }
                 ExitCode::SUCCESS
             }
             Err(code) => code,
         },
         Command::Send {
             url,
+            provider,
             token_env,
             timeout,
             file,
-        } => match token_and_body("send", &token_env, &file) {
-            Ok((token, body)) => runtime().block_on(send(&url, &token, body, timeout)),
+        } => match signed("send", provider.as_deref(), &token_env, &file) {
+            Ok((headers, body)) => runtime().block_on(send(&url, headers, body, timeout)),
             Err(code) => code,
         },
         Command::Schemas {
             command:
                 SchemasCommand::Check {
                     registry_url,
+                    config,
                     topic_prefix,
                     topics,
                     username,
@@ -134,8 +157,15 @@ fn main() -> ExitCode {
                 url: registry_url.trim_end_matches('/').to_owned(),
                 username,
                 password,
+                auto_register: false,
             };
-            runtime().block_on(schemas_check(registry, topic_prefix, topics))
+            match subjects_to_check(config, topic_prefix, topics) {
+                Ok(subjects) => runtime().block_on(schemas_check(registry, subjects)),
+                Err(e) => {
+                    eprintln!("hookbridge schemas check: {e}");
+                    ExitCode::from(2)
+                }
+            }
         }
         Command::Healthcheck { url } => runtime().block_on(healthcheck(url)),
     }
@@ -149,14 +179,14 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 fn serve() -> ExitCode {
-    let config = match Config::load() {
+    let config = match Config::load(&PROVIDERS) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("hookbridge: {e}");
             return ExitCode::from(2);
         }
     };
-    telemetry::init_logging(config.log_format, &config.log_level);
+    telemetry::init_logging(config.server.log_format, &config.server.log_level);
     let result = runtime().block_on(async {
         // Listen for SIGTERM from the start: a pod stopped while still starting exits cleanly.
         let mut stop = Box::pin(shutdown_signal());
@@ -207,21 +237,25 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     }
 }
 
-/// The token named by `token_env` and FILE's bytes (`-`: standard input), or the exit code after
-/// saying what is wrong.
-fn token_and_body(
+/// The headers a sender holding the secret named by `token_env` puts on FILE's bytes (`-`: standard
+/// input), with the bytes; or the exit code after saying what is wrong.
+fn signed(
     command: &str,
+    provider: Option<&str>,
     token_env: &str,
     file: &PathBuf,
-) -> Result<(ApiToken, Vec<u8>), ExitCode> {
-    let Ok(raw) = std::env::var(token_env) else {
+) -> Result<(SignedHeaders, Vec<u8>), ExitCode> {
+    let provider: &dyn Provider = match provider {
+        None => PROVIDERS.default_provider(),
+        Some(name) => PROVIDERS.get(name).ok_or_else(|| {
+            eprintln!("hookbridge {command}: unknown provider {name:?}");
+            ExitCode::from(2)
+        })?,
+    };
+    let Ok(secret) = std::env::var(token_env) else {
         eprintln!("hookbridge {command}: environment variable {token_env} is not set");
         return Err(ExitCode::from(2));
     };
-    let token = ApiToken::parse(&raw).map_err(|why| {
-        eprintln!("hookbridge {command}: the token in {token_env} {why}");
-        ExitCode::from(2)
-    })?;
     let body = if file.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::stdin().read_to_end(&mut buf).map(|_| buf)
@@ -232,10 +266,16 @@ fn token_and_body(
         eprintln!("hookbridge {command}: cannot read {}: {e}", file.display());
         ExitCode::from(2)
     })?;
-    Ok((token, body))
+    let headers = provider
+        .sign(&secret, &body, telemetry::now_ms())
+        .map_err(|why| {
+            eprintln!("hookbridge {command}: {token_env}: {why}");
+            ExitCode::from(2)
+        })?;
+    Ok((headers, body))
 }
 
-async fn send(url: &str, token: &ApiToken, body: Vec<u8>, timeout: u64) -> ExitCode {
+async fn send(url: &str, headers: SignedHeaders, body: Vec<u8>, timeout: u64) -> ExitCode {
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(timeout))
         .build()
@@ -246,15 +286,13 @@ async fn send(url: &str, token: &ApiToken, body: Vec<u8>, timeout: u64) -> ExitC
             return ExitCode::FAILURE;
         }
     };
-    let signature = token.sign(&body);
-    let answer = client
+    let mut request = client
         .post(url)
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(hookbridge::verify::SIGNATURE_HEADER, signature)
-        .body(body)
-        .send()
-        .await;
-    match answer {
+        .header(reqwest::header::CONTENT_TYPE, "application/json");
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    match request.body(body).send().await {
         Ok(r) => {
             let status = r.status();
             let text = r.text().await.unwrap_or_default();
@@ -272,20 +310,41 @@ async fn send(url: &str, token: &ApiToken, body: Vec<u8>, timeout: u64) -> ExitC
     }
 }
 
-async fn schemas_check(registry: RegistryConfig, prefix: String, extra: Vec<String>) -> ExitCode {
-    let router = match Router::new(&prefix, Vec::new()) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("hookbridge schemas check: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let mut subjects: Vec<String> = router
-        .event_topics()
-        .iter()
-        .map(|t| t.value_subject())
+/// The `<topic>-value` subjects to check, with the schema each must accept.
+fn subjects_to_check(
+    config: Option<PathBuf>,
+    prefix: Option<String>,
+    extra: Vec<String>,
+) -> Result<Vec<(String, &'static SchemaFile)>, String> {
+    let mut topics: Vec<(TopicName, &'static SchemaFile)> = Vec::new();
+    if let Some(path) = &config {
+        let env = std::env::vars()
+            .filter(|(k, _)| k.starts_with("HOOKBRIDGE_"))
+            .collect();
+        let config =
+            Config::from_sources(Some(path), &env, &PROVIDERS).map_err(|e| e.to_string())?;
+        topics.extend(PROVIDERS.event_topics(&config.sources)?);
+    }
+    if config.is_none() || prefix.is_some() {
+        topics.extend(PROVIDERS.prefix_topics(prefix.as_deref())?);
+    }
+    let default_schema = PROVIDERS.default_provider().schema();
+    for topic in extra {
+        topics.push((TopicName::parse(&topic)?, default_schema));
+    }
+    let mut subjects: Vec<(String, &'static SchemaFile)> = topics
+        .into_iter()
+        .map(|(t, schema)| (t.value_subject(), schema))
         .collect();
-    subjects.extend(extra.iter().map(|t| format!("{t}-value")));
+    subjects.sort_by(|a, b| a.0.cmp(&b.0));
+    subjects.dedup_by(|a, b| a.0 == b.0);
+    Ok(subjects)
+}
+
+async fn schemas_check(
+    registry: RegistryConfig,
+    subjects: Vec<(String, &'static SchemaFile)>,
+) -> ExitCode {
     let client = match RegistryClient::new(&registry) {
         Ok(c) => c,
         Err(e) => {
@@ -294,16 +353,13 @@ async fn schemas_check(registry: RegistryConfig, prefix: String, extra: Vec<Stri
         }
     };
     let mut incompatible = 0;
-    for subject in &subjects {
-        match client
-            .check_compatibility(subject, hookbridge::avro::EVENT_SCHEMA_JSON)
-            .await
-        {
+    for (subject, schema) in &subjects {
+        match client.check_compatibility(subject, schema.json).await {
             Ok(Compatibility::Compatible) => println!("compatible      {subject}"),
             Ok(Compatibility::NewSubject) => println!("new subject     {subject}"),
             Ok(Compatibility::Incompatible(why)) => {
                 incompatible += 1;
-                println!("INCOMPATIBLE    {subject}");
+                println!("INCOMPATIBLE    {subject} ({})", schema.path);
                 for line in why {
                     println!("    {line}");
                 }
@@ -315,10 +371,7 @@ async fn schemas_check(registry: RegistryConfig, prefix: String, extra: Vec<Stri
         }
     }
     if incompatible > 0 {
-        eprintln!(
-            "{incompatible} subject(s) would reject {}",
-            hookbridge::avro::EVENT_SCHEMA_PATH
-        );
+        eprintln!("{incompatible} subject(s) would reject the schema in schemas/");
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS

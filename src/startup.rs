@@ -13,14 +13,14 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::avro::{EVENT_SCHEMA_JSON, EventEncoder};
-use crate::config::Config;
+use crate::config::{Config, RegistryConfig};
 use crate::http::listener::ListenerLimits;
 use crate::kafka::{self, BrokerHealth, KafkaPublisher, Publisher};
+use crate::providers::{BuildContext, PROVIDERS, SchemaFile};
 use crate::registry::RegistryClient;
 use crate::routes::{AdminState, WebhookState, admin_router, webhook_router};
-use crate::sendbird::{Router, TopicName};
 use crate::telemetry;
+use crate::topic::TopicName;
 
 /// How long start-up waits for Kafka to answer before giving up.
 const KAFKA_STARTUP_WAIT: Duration = Duration::from_secs(30);
@@ -78,31 +78,36 @@ pub struct Application {
     listener_limits: ListenerLimits,
 }
 
-/// Resolves the schema id of every event topic's `<topic>-value` subject: registers the schema,
-/// or with auto-registration off looks it up and fails if it is absent.
+/// Resolves the schema id of every event topic's `<topic>-value` subject: registers the topic's
+/// schema, or with auto-registration off looks it up and fails if it is absent.
 pub async fn resolve_schema_ids(
-    config: &Config,
-    topics: &[TopicName],
+    registry: &RegistryConfig,
+    topics: &[(TopicName, &'static SchemaFile)],
 ) -> anyhow::Result<HashMap<TopicName, u32>> {
-    let registry = RegistryClient::new(&config.registry)?;
+    let client = RegistryClient::new(registry)?;
     let mut ids = HashMap::new();
-    for topic in topics {
+    for (topic, schema) in topics {
         let subject = topic.value_subject();
-        let id = if config.auto_register_schemas {
-            registry
-                .register(&subject, EVENT_SCHEMA_JSON)
+        let id = if registry.auto_register {
+            client
+                .register(&subject, schema.json)
                 .await
-                .with_context(|| format!("registering the event schema under {subject}"))?
+                .with_context(|| format!("registering {} under {subject}", schema.path))?
         } else {
-            match registry.lookup(&subject, EVENT_SCHEMA_JSON).await? {
+            match client.lookup(&subject, schema.json).await? {
                 Some(id) => id,
                 None => bail!(
                     "schema {} is not registered under {subject} and auto_register_schemas is false",
-                    crate::avro::EVENT_SCHEMA_PATH
+                    schema.path
                 ),
             }
         };
-        tracing::info!(subject, schema_id = id, "schema id resolved");
+        tracing::info!(
+            subject,
+            schema = schema.path,
+            schema_id = id,
+            "schema id resolved"
+        );
         ids.insert(topic.clone(), id);
     }
     Ok(ids)
@@ -163,12 +168,13 @@ async fn wait_for_leaders(
 impl Application {
     /// Binds the configured addresses and builds against the real registry and Kafka.
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let http = TcpListener::bind(config.http_addr)
+        let (http_addr, admin_addr) = (config.server.http_addr, config.server.admin_addr);
+        let http = TcpListener::bind(http_addr)
             .await
-            .with_context(|| format!("binding http_addr {}", config.http_addr))?;
-        let admin = TcpListener::bind(config.admin_addr)
+            .with_context(|| format!("binding http_addr {http_addr}"))?;
+        let admin = TcpListener::bind(admin_addr)
             .await
-            .with_context(|| format!("binding admin_addr {}", config.admin_addr))?;
+            .with_context(|| format!("binding admin_addr {admin_addr}"))?;
         Application::build_with_listeners(config, http, admin).await
     }
 
@@ -181,19 +187,19 @@ impl Application {
         let started = Instant::now();
         let health = Arc::new(BrokerHealth::default());
         let admin = AdminServer::start(admin, health.clone())?;
-        let router =
-            Router::new(&config.topic_prefix, config.routes.clone()).map_err(anyhow::Error::msg)?;
-        let encoder = EventEncoder::new()?;
-        let event_topics = router.event_topics();
-        let schema_ids = resolve_schema_ids(&config, &event_topics).await?;
+        let event_topics = PROVIDERS
+            .event_topics(&config.sources)
+            .map_err(anyhow::Error::msg)?;
+        let schema_ids = resolve_schema_ids(&config.registry, &event_topics).await?;
 
-        let publisher = KafkaPublisher::new(&config)
+        let publisher = KafkaPublisher::new(&config.kafka)
             .map_err(|e| anyhow::anyhow!("creating the Kafka producer: {e}"))?;
-        let cluster = wait_for_kafka(&publisher, &config.kafka_brokers).await?;
-        let mut all_topics = event_topics;
-        all_topics.push(router.dlq_topic().clone());
-        if config.create_topics {
-            let created = kafka::ensure_topics(&config, &cluster, &all_topics)
+        let cluster = wait_for_kafka(&publisher, &config.kafka.brokers).await?;
+        let all_topics = PROVIDERS
+            .all_topics(&config.sources)
+            .map_err(anyhow::Error::msg)?;
+        if config.kafka.create_topics {
+            let created = kafka::ensure_topics(&config.kafka, &cluster, &all_topics)
                 .await
                 .map_err(anyhow::Error::msg)?;
             if !created.is_empty() {
@@ -201,7 +207,7 @@ impl Application {
             }
         }
         let cluster = publisher.metadata(Duration::from_secs(5)).await?;
-        match kafka::undersized_topics(&config, &all_topics, &cluster.replicas).await {
+        match kafka::undersized_topics(&config.kafka, &all_topics, &cluster.replicas).await {
             Ok(sizes) => {
                 if !sizes.weak_insync.is_empty() {
                     let list: Vec<String> = sizes
@@ -221,7 +227,7 @@ impl Application {
                     tracing::warn!(
                         topic,
                         max_message_bytes = limit,
-                        required = kafka::required_topic_message_bytes(&config),
+                        required = kafka::required_topic_message_bytes(&config.kafka),
                         "topic accepts smaller records than large bodies make; such webhooks will get 503 until max.message.bytes is raised"
                     );
                 }
@@ -245,15 +251,8 @@ impl Application {
             health.clone(),
         ));
 
-        let mut app = Application::assemble_with(
-            &config,
-            http,
-            admin,
-            Arc::new(publisher),
-            router,
-            encoder,
-            schema_ids,
-        )?;
+        let mut app =
+            Application::assemble_with(&config, http, admin, Arc::new(publisher), &schema_ids)?;
         app.background.push(watcher);
         tracing::info!(
             http_addr = %app.http_addr(),
@@ -265,20 +264,18 @@ impl Application {
         Ok(app)
     }
 
-    /// Puts the parts together; tests use it directly with their own [`Publisher`].
-    #[allow(clippy::too_many_arguments)]
+    /// Puts the parts together; tests use it directly with their own [`Publisher`] and schema
+    /// ids (one for every topic of `PROVIDERS.event_topics`).
     pub fn assemble(
         config: &Config,
         http: TcpListener,
         admin: TcpListener,
         publisher: Arc<dyn Publisher>,
-        router: Router,
-        encoder: EventEncoder,
-        schema_ids: HashMap<TopicName, u32>,
+        schema_ids: &HashMap<TopicName, u32>,
         health: Arc<BrokerHealth>,
     ) -> anyhow::Result<Application> {
         let admin = AdminServer::start(admin, health)?;
-        Application::assemble_with(config, http, admin, publisher, router, encoder, schema_ids)
+        Application::assemble_with(config, http, admin, publisher, schema_ids)
     }
 
     fn assemble_with(
@@ -286,41 +283,35 @@ impl Application {
         http: TcpListener,
         admin: AdminServer,
         publisher: Arc<dyn Publisher>,
-        router: Router,
-        encoder: EventEncoder,
-        schema_ids: HashMap<TopicName, u32>,
+        schema_ids: &HashMap<TopicName, u32>,
     ) -> anyhow::Result<Application> {
         telemetry::prometheus();
         telemetry::spawn_metrics_upkeep();
-        let webhook = WebhookState::new(config, router, encoder, schema_ids, publisher.clone())
+        let context = BuildContext {
+            limits: &config.limits,
+            schema_ids,
+        };
+        let sources = PROVIDERS
+            .sources(&config.sources, &context)
             .map_err(anyhow::Error::msg)?;
-        let watched: Vec<_> = config
-            .apps
-            .iter()
-            .filter_map(|a| {
-                let path = a.api_tokens_file.clone()?;
-                let set = webhook.token_set(&a.app_id)?;
-                Some((a.app_id.clone(), a.inline_tokens.clone(), path, set))
-            })
-            .collect();
         let mut background = Vec::new();
-        if !watched.is_empty() {
-            background.push(tokio::spawn(crate::verify::watch_token_files(
-                watched,
-                config.tokens_reload_interval,
-            )));
+        if let Some(watch) = PROVIDERS.watch_secrets(&config.sources, &sources) {
+            background.push(tokio::spawn(watch));
         }
+        let webhook = WebhookState::new(&config.limits, sources, publisher.clone())
+            .map_err(anyhow::Error::msg)?;
+        let edge = &config.limits.edge;
         Ok(Application {
             http,
             admin,
             webhook: Arc::new(webhook),
             publisher,
             background,
-            shutdown_timeout: config.shutdown_timeout,
+            shutdown_timeout: config.server.shutdown_timeout,
             listener_limits: ListenerLimits {
-                header_read_timeout: config.edge.header_read_timeout,
-                idle_timeout: config.edge.idle_timeout,
-                max_connections: config.edge.max_connections.get(),
+                header_read_timeout: edge.header_read_timeout,
+                idle_timeout: edge.idle_timeout,
+                max_connections: edge.max_connections.get(),
             },
         })
     }

@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use hookbridge::config::Config;
+use hookbridge::providers::PROVIDERS;
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 
@@ -502,7 +503,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((toml, env)) = sources else {
         return;
     };
-    let result = Config::from_toml_str(toml.as_deref(), &env);
+    let result = Config::from_toml_str(toml.as_deref(), &env, &PROVIDERS);
     let show = || {
         format!(
             "TOML:\n{}\nENV: {env:?}",
@@ -518,14 +519,14 @@ fuzz_target!(|data: &[u8]| {
                 show()
             );
             assert!(
-                !config.apps.is_empty(),
-                "loaded without an app:\n{}",
+                !config.sources.list.is_empty(),
+                "loaded without a source:\n{}",
                 show()
             );
-            for app in &config.apps {
+            for source in &config.sources.list {
                 assert!(
-                    !app.api_tokens.is_empty(),
-                    "app without tokens:\n{}",
+                    !source.secrets.is_empty(),
+                    "source without secrets:\n{}",
                     show()
                 );
             }
@@ -554,7 +555,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     // Deterministic: the same sources give the same outcome and the same messages.
-    let again = Config::from_toml_str(toml.as_deref(), &env);
+    let again = Config::from_toml_str(toml.as_deref(), &env, &PROVIDERS);
     match (&result, &again) {
         (Ok(a), Ok(b)) => assert_eq!(format!("{a:?}"), format!("{b:?}")),
         (Err(a), Err(b)) => assert_eq!(a.0, b.0),

@@ -6,13 +6,38 @@
 //! A token that `ApiToken::parse` refuses is replaced by a fixed one, so the body is still fuzzed.
 #![no_main]
 
-use bytes::Bytes;
-use hookbridge::config::AppId;
+use std::sync::Arc;
+
+use hookbridge::providers::sendbird::ApiToken;
 use hookbridge::verify::{
-    ApiToken, SignatureError, StreamingVerifier, VerifiedWebhook, decode_signature,
-    verify_signature,
+    Expectation, HmacKey, SignatureError, VerifiedWebhook, Verifier, decode_hex_signature,
 };
 use libfuzzer_sys::fuzz_target;
+
+type AppId = &'static str;
+
+fn keys(tokens: &[ApiToken]) -> Arc<[HmacKey]> {
+    tokens.iter().map(ApiToken::key).collect()
+}
+
+/// Sendbird's check: one hex signature over the body.
+fn verify_signature(
+    tokens: &[ApiToken],
+    body: &[u8],
+    signature: Option<&[u8]>,
+) -> Result<(), SignatureError> {
+    verify_webhook(tokens, body, signature, 1).map(|_| ())
+}
+
+fn verify_webhook(
+    tokens: &[ApiToken],
+    body: &[u8],
+    signature: Option<&[u8]>,
+    received_at: i64,
+) -> Result<VerifiedWebhook, SignatureError> {
+    let expectation = decode_hex_signature(signature).map(Expectation::body)?;
+    VerifiedWebhook::verify("FUZZ-APP", keys(tokens), expectation, body, received_at)
+}
 
 struct Input<'a> {
     ctrl: [u8; 8],
@@ -131,7 +156,7 @@ fuzz_target!(|data: &[u8]| {
     assert!(sig.bytes().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')));
     assert_eq!(sig, token.sign(body));
     let mac = decode_hex64(sig.as_bytes()).expect("hex");
-    assert_eq!(decode_signature(Some(sig.as_bytes())), Ok(mac));
+    assert_eq!(decode_hex_signature(Some(sig.as_bytes())), Ok(mac));
 
     // Round trip, upper case too.
     assert_eq!(
@@ -158,18 +183,17 @@ fuzz_target!(|data: &[u8]| {
     );
 
     // The verified webhook carries the body byte for byte.
-    let app = AppId::parse("FUZZ-APP").expect("app id");
+    let app: AppId = "FUZZ-APP";
     let received_at = i64::from_le_bytes(ctrl);
-    let verified = VerifiedWebhook::verify(
-        &app,
+    let verified = verify_webhook(
         &tokens,
-        Bytes::copy_from_slice(body),
+        body,
         Some(sig.as_bytes()),
         received_at,
     )
     .expect("a correctly signed body verifies");
     assert_eq!(&verified.body()[..], body);
-    assert_eq!(verified.app_id(), &app);
+    assert_eq!(verified.source_id(), app);
     assert_eq!(verified.received_at_ms(), received_at);
     let id = verified.event_id().to_owned();
     assert_eq!(id.len(), 64);
@@ -184,20 +208,18 @@ fuzz_target!(|data: &[u8]| {
             verify_signature(&tokens, &tampered, Some(sig.as_bytes())),
             Err(SignatureError::Mismatch)
         );
-        let err = VerifiedWebhook::verify(
-            &app,
+        let err = verify_webhook(
             &tokens,
-            Bytes::from(tampered.clone()),
+            &tampered,
             Some(sig.as_bytes()),
             received_at,
         )
         .expect_err("tampered body");
         assert_eq!(err, SignatureError::Mismatch);
         let resigned = token.sign(&tampered);
-        let other = VerifiedWebhook::verify(
-            &app,
+        let other = verify_webhook(
             &tokens,
-            Bytes::from(tampered),
+            &tampered,
             Some(resigned.as_bytes()),
             received_at,
         )
@@ -235,7 +257,7 @@ fuzz_target!(|data: &[u8]| {
 
     // Arbitrary header bytes: never a panic; accepted exactly when they decode to the MAC.
     let header = input.header;
-    let decoded = decode_signature(Some(header));
+    let decoded = decode_hex_signature(Some(header));
     let result = verify_signature(&tokens, body, Some(header));
     match decode_hex64(header) {
         Some(bytes) => assert_eq!(decoded, Ok(bytes)),
@@ -266,7 +288,7 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(&streamed.body()[..], body);
     assert_eq!(streamed.body(), verified.body());
     assert_eq!(streamed.event_id(), verified.event_id());
-    assert_eq!(streamed.app_id(), verified.app_id());
+    assert_eq!(streamed.source_id(), verified.source_id());
     assert_eq!(streamed.received_at_ms(), verified.received_at_ms());
     let streamed = stream(&tokens, body, Some(header), &chunks, &app, received_at);
     match (&result, &streamed) {
@@ -322,7 +344,8 @@ fn stream(
     app: &AppId,
     received_at: i64,
 ) -> Result<VerifiedWebhook, SignatureError> {
-    let mut verifier = StreamingVerifier::new(tokens, header, 0)?;
+    let expectation = decode_hex_signature(header).map(Expectation::body)?;
+    let mut verifier = Verifier::new(keys(tokens), expectation, 0);
     let mut from = 0;
     for &to in points {
         let to = to.min(body.len());

@@ -1,6 +1,7 @@
-//! `POST /webhooks/sendbird[/{app_id}]`: limit, verify, parse, route, encode, publish, and only
-//! then answer. Order matters: nothing is parsed before the signature checked out, and nothing
-//! is answered 200 before Kafka acknowledged it.
+//! `POST /webhooks/{provider}[/{id}]`, for every provider: limit, verify, parse, route, encode,
+//! publish, and only then answer. Order matters: nothing is parsed before the signature checked
+//! out, and nothing is answered 200 before Kafka acknowledged it. What differs between providers
+//! (headers, signed bytes, parsing, topics, schema) comes through [`Source`].
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -14,7 +15,6 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use bytes::Bytes;
 use http_body_util::BodyExt;
 use serde_json::json;
 use tokio::sync::Semaphore;
@@ -23,46 +23,26 @@ use tower::util::MapRequestLayer;
 use tower_http::request_id::PropagateRequestIdLayer;
 use tracing::{Instrument, field};
 
-use crate::avro::{EventEncoder, EventRecord};
-use crate::config::{AppId, Config, EdgeLimits, max_record_bytes_for};
+use crate::config::{EdgeLimits, Limits, max_record_bytes_for};
 use crate::error::ApiError;
 use crate::http::budget::{ByteBudget, Reservation};
 use crate::http::client::{PerClient, client_addr};
-use crate::kafka::{OutRecord, PublishError, Publisher};
-use crate::sendbird::{Family, PoisonReason, Router as TopicRouter, SendbirdEvent, TopicName};
+use crate::kafka::{OutRecord, PublishError, Publisher, wire_size};
+use crate::providers::{Built, HEADER_DLQ_REASON, Source, record_headers};
 use crate::telemetry;
-use crate::verify::{
-    FALLBACK_SIGNATURE_HEADER, SIGNATURE_HEADER, SignatureError, StreamingVerifier, TokenSet,
-    VerifiedWebhook,
-};
+use crate::verify::{SignatureError, VerifiedWebhook, Verifier};
 
-pub const HEADER_EVENT_ID: &str = "hookbridge-event-id";
-pub const HEADER_CATEGORY: &str = "hookbridge-category";
-pub const HEADER_APP_ID: &str = "hookbridge-app-id";
-pub const HEADER_SOURCE: &str = "hookbridge-source";
-pub const HEADER_DLQ_REASON: &str = "hookbridge-dlq-reason";
-pub const SOURCE: &str = "sendbird";
-/// Dead-letter reasons decided here rather than by the parser.
-pub const DLQ_APP_MISMATCH: &str = "app_id_mismatch";
-pub const DLQ_TOO_LARGE: &str = "record_too_large";
 const REQUEST_ID: &str = "x-request-id";
-
-/// Room for a record's framing in librdkafka's size check beyond key, value and headers: the
-/// record batch header and per-record varints.
-const RECORD_OVERHEAD: usize = 1024;
 
 /// Everything a webhook request needs, shared by all requests.
 pub struct WebhookState {
-    /// By lowercase app id: ids match whatever their case; the configured form is canonical.
-    apps: HashMap<String, (AppId, Arc<TokenSet>)>,
-    single_app: Option<String>,
-    router: TopicRouter,
-    encoder: EventEncoder,
-    schema_ids: HashMap<TopicName, u32>,
+    /// By provider and lowercase source id: ids match whatever their case.
+    sources: HashMap<(&'static str, String), Arc<dyn Source>>,
+    /// The source served at `POST /webhooks/{provider}`, for providers with exactly one.
+    single: HashMap<&'static str, Arc<dyn Source>>,
     publisher: Arc<dyn Publisher>,
     max_body_bytes: usize,
     max_record_bytes: usize,
-    max_typed_items: usize,
     publish_timeout: Duration,
     in_flight: Arc<Semaphore>,
     budget: ByteBudget,
@@ -71,75 +51,73 @@ pub struct WebhookState {
 }
 
 impl WebhookState {
-    /// `schema_ids` must hold an id for every topic of `router.event_topics()`.
     pub fn new(
-        config: &Config,
-        router: TopicRouter,
-        encoder: EventEncoder,
-        schema_ids: HashMap<TopicName, u32>,
+        limits: &Limits,
+        sources: Vec<Arc<dyn Source>>,
         publisher: Arc<dyn Publisher>,
     ) -> Result<Self, String> {
-        if let Some(t) = router
-            .event_topics()
-            .into_iter()
-            .find(|t| !schema_ids.contains_key(t))
-        {
-            return Err(format!("no schema id resolved for topic {t}"));
+        let mut by_id = HashMap::new();
+        let mut count: HashMap<&'static str, usize> = HashMap::new();
+        for source in &sources {
+            let key = (source.provider(), source.id().key());
+            if by_id.insert(key, source.clone()).is_some() {
+                return Err(format!(
+                    "{} source {} is configured twice",
+                    source.provider(),
+                    source.id()
+                ));
+            }
+            *count.entry(source.provider()).or_default() += 1;
+            metrics::gauge!(telemetry::API_TOKENS, "provider" => source.provider(), "app_id" => source.id().to_string())
+                .set(source.keys().current().len() as f64);
         }
+        let single = sources
+            .iter()
+            .filter(|s| count.get(s.provider()) == Some(&1))
+            .map(|s| (s.provider(), s.clone()))
+            .collect();
         Ok(WebhookState {
-            apps: config
-                .apps
-                .iter()
-                .map(|a| {
-                    metrics::gauge!(telemetry::API_TOKENS, "app_id" => a.app_id.to_string())
-                        .set(a.api_tokens.len() as f64);
-                    (
-                        app_key(a.app_id.as_str()),
-                        (
-                            a.app_id.clone(),
-                            Arc::new(TokenSet::new(a.api_tokens.clone())),
-                        ),
-                    )
-                })
-                .collect(),
-            single_app: config.single_app().map(|a| a.app_id.as_str().to_owned()),
-            router,
-            encoder,
-            schema_ids,
+            sources: by_id,
+            single,
             publisher,
-            max_body_bytes: config.max_body_bytes.get(),
-            max_record_bytes: config.max_record_bytes(),
-            max_typed_items: config.max_typed_items.get(),
-            publish_timeout: config.publish_timeout,
-            in_flight: Arc::new(Semaphore::new(config.max_in_flight.get())),
+            max_body_bytes: limits.max_body_bytes.get(),
+            max_record_bytes: limits.max_record_bytes(),
+            publish_timeout: limits.publish_timeout,
+            in_flight: Arc::new(Semaphore::new(limits.max_in_flight.get())),
             budget: ByteBudget::new(
-                config.edge.max_buffered_bytes.get(),
-                config.max_record_bytes(),
+                limits.edge.max_buffered_bytes.get(),
+                limits.max_record_bytes(),
             ),
-            edge: config.edge.clone(),
-            per_client: config
+            edge: limits.edge.clone(),
+            per_client: limits
                 .edge
                 .max_requests_per_client
                 .map(|n| PerClient::new(n.get())),
         })
     }
 
-    /// The live token set of each app, for the tokens-file watcher.
-    pub fn token_set(&self, app_id: &AppId) -> Option<Arc<TokenSet>> {
-        self.apps
-            .get(&app_key(app_id.as_str()))
-            .map(|(_, set)| set.clone())
+    /// The source a route names: `/webhooks/{provider}/{id}`, or `/webhooks/{provider}` when the
+    /// provider has one source.
+    fn source(&self, provider: &str, id: Option<&str>) -> Option<&Arc<dyn Source>> {
+        match id {
+            Some(id) => self
+                .sources
+                .iter()
+                .find(|((p, key), _)| *p == provider && key.eq_ignore_ascii_case(id))
+                .map(|(_, s)| s),
+            None => self
+                .single
+                .iter()
+                .find(|(p, _)| **p == provider)
+                .map(|(_, s)| s),
+        }
     }
-}
-
-fn app_key(app_id: &str) -> String {
-    app_id.to_ascii_lowercase()
 }
 
 pub fn webhook_router(state: Arc<WebhookState>) -> Router {
     Router::new()
-        .route("/webhooks/sendbird", post(single_app))
-        .route("/webhooks/sendbird/{app_id}", post(by_app_id))
+        .route("/webhooks/{provider}", post(single_source))
+        .route("/webhooks/{provider}/{id}", post(by_id))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(MapRequestLayer::new(sanitize_request_id))
         .with_state(state)
@@ -164,24 +142,26 @@ fn sanitize_request_id<B>(mut request: axum::http::Request<B>) -> axum::http::Re
     request
 }
 
-async fn single_app(
+async fn single_source(
     State(state): State<Arc<WebhookState>>,
+    Path(provider): Path<String>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let app = state.single_app.clone();
-    handle(state, app, peer, headers, body).await
+    let source = state.source(&provider, None).cloned();
+    handle(state, source, peer, headers, body).await
 }
 
-async fn by_app_id(
+async fn by_id(
     State(state): State<Arc<WebhookState>>,
-    Path(app_id): Path<String>,
+    Path((provider, id)): Path<(String, String)>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    handle(state, Some(app_id), peer, headers, body).await
+    let source = state.source(&provider, Some(&id)).cloned();
+    handle(state, source, peer, headers, body).await
 }
 
 /// What a successful request produced.
@@ -195,7 +175,7 @@ struct Accepted {
 
 async fn handle(
     state: Arc<WebhookState>,
-    app: Option<String>,
+    source: Option<Arc<dyn Source>>,
     peer: SocketAddr,
     headers: HeaderMap,
     body: Body,
@@ -208,9 +188,11 @@ async fn handle(
         .unwrap_or("")
         .to_owned();
     let client = client_addr(peer.ip(), &headers, &state.edge.trusted_proxies);
+    let provider = source.as_ref().map_or("none", |s| s.provider());
     let span = tracing::info_span!(
         "webhook",
         request_id = %request_id,
+        provider,
         app_id = field::Empty,
         client = %client,
         category = field::Empty,
@@ -218,10 +200,10 @@ async fn handle(
         family = field::Empty,
     );
     let mut family = None;
-    let result = process(&state, app, client, &headers, body, started, &mut family)
+    let result = process(&state, source, client, &headers, body, started, &mut family)
         .instrument(span.clone())
         .await;
-    let family_label = family.map_or("none", Family::label);
+    let family_label = family.unwrap_or("none");
     let _enter = span.enter();
     let (outcome, response) = match result {
         Ok(a) => {
@@ -231,9 +213,9 @@ async fn handle(
         }
         Err(e) => (e.outcome(), e.into_response()),
     };
-    metrics::counter!(telemetry::REQUESTS, "outcome" => outcome, "family" => family_label)
+    metrics::counter!(telemetry::REQUESTS, "provider" => provider, "outcome" => outcome, "family" => family_label)
         .increment(1);
-    metrics::histogram!(telemetry::REQUEST_DURATION, "outcome" => outcome)
+    metrics::histogram!(telemetry::REQUEST_DURATION, "provider" => provider, "outcome" => outcome)
         .record(started.elapsed().as_secs_f64());
     response
 }
@@ -256,12 +238,12 @@ impl Drop for InFlight {
 
 async fn process(
     state: &Arc<WebhookState>,
-    app: Option<String>,
+    source: Option<Arc<dyn Source>>,
     client: IpAddr,
     headers: &HeaderMap,
     body: Body,
     started: Instant,
-    family: &mut Option<Family>,
+    family: &mut Option<&'static str>,
 ) -> Result<Accepted, ApiError> {
     // Shed load before buffering anything.
     let _permit = state.in_flight.clone().try_acquire_owned().map_err(|_| {
@@ -278,11 +260,8 @@ async fn process(
     };
     let received_at_ms = telemetry::now_ms();
 
-    let (app_id, tokens) = app
-        .as_deref()
-        .and_then(|a| state.apps.get(&app_key(a)))
-        .ok_or(ApiError::UnknownApp)?;
-    tracing::Span::current().record("app_id", app_id.as_str());
+    let source = source.ok_or(ApiError::UnknownApp)?;
+    tracing::Span::current().record("app_id", source.id().as_str());
 
     let limit = state.max_body_bytes;
     let declared = headers
@@ -294,19 +273,21 @@ async fn process(
         return Err(ApiError::TooLarge { limit });
     }
     let declared = declared.and_then(|n| usize::try_from(n).ok());
-    let signature = signature_header(headers);
+    let provider = source.provider();
     let unauthorized = |e: SignatureError| {
-        metrics::counter!(telemetry::SIGNATURE_FAILURES, "reason" => e.reason()).increment(1);
+        metrics::counter!(telemetry::SIGNATURE_FAILURES, "provider" => provider, "reason" => e.reason()).increment(1);
         tracing::warn!(reason = e.reason(), "webhook signature rejected");
         ApiError::Unauthorized
     };
     // A request without a usable signature is refused before its body is read.
-    let mut verifier = StreamingVerifier::new(
-        &tokens.current(),
-        signature,
+    let expectation = source
+        .expect(headers, received_at_ms)
+        .map_err(unauthorized)?;
+    let mut verifier = Verifier::new(
+        source.keys().current(),
+        expectation,
         declared.unwrap_or(0).min(STEP),
-    )
-    .map_err(unauthorized)?;
+    );
 
     // The whole request, body included, must fit in the deadline and leave time to publish.
     let deadline = started + state.publish_timeout;
@@ -324,7 +305,7 @@ async fn process(
     )
     .await?;
     let webhook = verifier
-        .finish(app_id, received_at_ms)
+        .finish(source.id().as_str(), received_at_ms)
         .map_err(unauthorized)?;
     let span = tracing::Span::current();
     span.record("event_id", webhook.event_id());
@@ -342,15 +323,15 @@ async fn process(
         })?;
     // Parsing and encoding a large body takes milliseconds of CPU: off the async workers.
     let built = if webhook.body().len() >= BLOCKING_BUILD_BYTES {
-        let (state, webhook) = (state.clone(), webhook.clone());
-        tokio::task::spawn_blocking(move || build(&state, &webhook))
+        let (source, webhook) = (source.clone(), webhook.clone());
+        tokio::task::spawn_blocking(move || source.build(&webhook))
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "building the record failed");
                 ApiError::Internal
             })?
     } else {
-        build(state, &webhook)
+        source.build(&webhook)
     };
     match built {
         Built::Event {
@@ -359,16 +340,16 @@ async fn process(
             family: f,
         } => {
             span.record("category", category.as_str());
-            span.record("family", f.label());
+            span.record("family", f);
             *family = Some(f);
-            send(state, record, f.label(), "accepted", &webhook, deadline).await
+            send(state, provider, record, f, "accepted", &webhook, deadline).await
         }
         Built::DeadLetter { reason, category } => {
             if let Some(c) = &category {
                 span.record("category", c.as_str());
             }
             *family = None;
-            dead_letter(state, &webhook, reason, deadline).await
+            dead_letter(state, &*source, &webhook, reason, deadline).await
         }
         Built::Internal => Err(ApiError::Internal),
     }
@@ -379,112 +360,6 @@ const BLOCKING_BUILD_BYTES: usize = 64 * 1024;
 /// Body bytes are reserved in steps of this size, ahead of need.
 const STEP: usize = 64 * 1024;
 
-/// What a verified body becomes.
-enum Built {
-    Event {
-        record: OutRecord,
-        category: String,
-        family: Family,
-    },
-    DeadLetter {
-        reason: &'static str,
-        category: Option<String>,
-    },
-    Internal,
-}
-
-/// Parses, routes and encodes a verified body. The typed view lives only here: it is gone
-/// before the record waits for Kafka.
-fn build(state: &WebhookState, webhook: &VerifiedWebhook) -> Built {
-    // UTF-8 is checked once here; the text serves both the parse and the record's raw_body.
-    let parsed = std::str::from_utf8(webhook.body())
-        .map_err(|_| PoisonReason::NotUtf8)
-        .and_then(|text| Ok((text, SendbirdEvent::parse_str(text, state.max_typed_items)?)));
-    let (raw_body, event) = match parsed {
-        Ok(parsed) => parsed,
-        Err(reason) => {
-            tracing::warn!(
-                reason = reason.code(),
-                "authentic body cannot be parsed; dead-lettering it"
-            );
-            return Built::DeadLetter {
-                reason: reason.code(),
-                category: None,
-            };
-        }
-    };
-    let dead_letter = |reason| Built::DeadLetter {
-        reason,
-        category: Some(event.category.clone()),
-    };
-    if let Some(body_app) = event.app_id.as_deref()
-        && !body_app.eq_ignore_ascii_case(webhook.app_id().as_str())
-    {
-        // Authentic (it carries this app's signature) yet naming another app: a human must
-        // look, and retrying cannot change it.
-        tracing::warn!(
-            body_app_id = body_app,
-            "body names another app than the route; dead-lettering it"
-        );
-        return dead_letter(DLQ_APP_MISMATCH);
-    }
-    let route = state.router.route(&event);
-    let Some(&schema_id) = state.schema_ids.get(route.topic) else {
-        return Built::Internal;
-    };
-    let record = EventRecord {
-        event_id: webhook.event_id(),
-        app_id: webhook.app_id().as_str(),
-        received_at_ms: webhook.received_at_ms(),
-        raw_body,
-        event: &event,
-    };
-    let mut headers = common_headers(webhook);
-    headers.push((HEADER_CATEGORY, event.category.as_bytes().to_vec()));
-    // The size is known before the record is built: a record that cannot be sent is never made.
-    let value_len = state.encoder.encoded_len(&record);
-    let size = wire_size(route.key.as_deref(), value_len, &headers);
-    if size > state.max_record_bytes {
-        // Retrying cannot fix it; keep the authentic bytes for a human instead of losing them.
-        tracing::error!(
-            record_bytes = size,
-            limit = state.max_record_bytes,
-            "record larger than the producer limit; dead-lettering the raw body"
-        );
-        return dead_letter(DLQ_TOO_LARGE);
-    }
-    let value = state.encoder.encode(schema_id, &record);
-    Built::Event {
-        record: OutRecord {
-            topic: route.topic.as_str().to_owned(),
-            key: route.key,
-            value: Bytes::from(value),
-            headers,
-            timestamp_ms: webhook.received_at_ms(),
-        },
-        category: event.category.clone(),
-        family: route.family,
-    }
-}
-
-/// The signature header's value: the documented header, else the fallback. A header given
-/// twice is ambiguous (which one would a proxy keep?) and reads as no signature at all, which
-/// the verifier refuses as malformed.
-fn signature_header(headers: &HeaderMap) -> Option<&[u8]> {
-    const AMBIGUOUS: &[u8] = b"(given twice)";
-    let name = if headers.contains_key(SIGNATURE_HEADER) {
-        SIGNATURE_HEADER
-    } else {
-        FALLBACK_SIGNATURE_HEADER
-    };
-    let mut values = headers.get_all(name).iter();
-    let first = values.next()?;
-    match values.next() {
-        Some(_) => Some(AMBIGUOUS),
-        None => Some(first.as_bytes()),
-    }
-}
-
 /// Reads the body into the verifier as it arrives, reserving its bytes (in steps of [`STEP`],
 /// never beyond the declared length when there is one) as they come. After `body_rate_grace`,
 /// the body must keep up an average of `body_min_rate` bytes a second, and all of it must
@@ -492,7 +367,7 @@ fn signature_header(headers: &HeaderMap) -> Option<&[u8]> {
 async fn read_body(
     state: &WebhookState,
     mut body: Body,
-    verifier: &mut StreamingVerifier,
+    verifier: &mut Verifier,
     held: &mut Reservation,
     declared: Option<usize>,
     started: Instant,
@@ -562,28 +437,15 @@ async fn read_body(
     }
 }
 
-/// Bytes librdkafka counts against `message.max.bytes` for one record.
-fn wire_size(key: Option<&str>, value_len: usize, headers: &[(&'static str, Vec<u8>)]) -> usize {
-    let headers: usize = headers.iter().map(|(k, v)| k.len() + v.len()).sum();
-    key.map_or(0, str::len) + value_len + headers + RECORD_OVERHEAD
-}
-
-fn common_headers(webhook: &VerifiedWebhook) -> Vec<(&'static str, Vec<u8>)> {
-    vec![
-        (HEADER_EVENT_ID, webhook.event_id().as_bytes().to_vec()),
-        (HEADER_APP_ID, webhook.app_id().as_str().as_bytes().to_vec()),
-        (HEADER_SOURCE, SOURCE.as_bytes().to_vec()),
-    ]
-}
-
 /// Writes the raw body to the dead-letter topic with `reason` (a bounded code) in a header.
 async fn dead_letter(
     state: &WebhookState,
+    source: &dyn Source,
     webhook: &VerifiedWebhook,
     reason: &'static str,
     deadline: Instant,
 ) -> Result<Accepted, ApiError> {
-    let mut headers = common_headers(webhook);
+    let mut headers = record_headers(source, webhook);
     headers.push((HEADER_DLQ_REASON, reason.as_bytes().to_vec()));
     // A body within max_body_bytes and these few bounded headers always fit; say so if not.
     let size = wire_size(None, webhook.body().len(), &headers);
@@ -595,17 +457,27 @@ async fn dead_letter(
         );
     }
     let record = OutRecord {
-        topic: state.router.dlq_topic().as_str().to_owned(),
+        topic: source.dlq_topic().as_str().to_owned(),
         key: None,
         value: webhook.body().clone(),
         headers,
         timestamp_ms: webhook.received_at_ms(),
     };
-    send(state, record, "dlq", "dead_lettered", webhook, deadline).await
+    send(
+        state,
+        source.provider(),
+        record,
+        "dlq",
+        "dead_lettered",
+        webhook,
+        deadline,
+    )
+    .await
 }
 
 async fn send(
     state: &WebhookState,
+    provider: &'static str,
     record: OutRecord,
     family: &'static str,
     outcome: &'static str,
@@ -616,7 +488,7 @@ async fn send(
     let started = Instant::now();
     let result = state.publisher.publish(record, deadline).await;
     let label = result.as_ref().map_or_else(PublishError::label, |_| "ok");
-    metrics::histogram!(telemetry::PUBLISH_DURATION, "family" => family, "result" => label)
+    metrics::histogram!(telemetry::PUBLISH_DURATION, "provider" => provider, "family" => family, "result" => label)
         .record(started.elapsed().as_secs_f64());
     match result {
         Ok(d) => Ok(Accepted {

@@ -281,8 +281,13 @@ def test_ingress_routes_only_the_webhook_path_with_tls(render):
     assert ing["ingressClassName"] == "nginx"
     assert ing["tls"] == [{"secretName": "hookbridge-tls", "hosts": ["hooks.example.com"]}]
     paths = ing["rules"][0]["http"]["paths"]
-    assert [p["path"] for p in paths] == ["/webhooks/sendbird"]
+    assert [p["path"] for p in paths] == ["/webhooks"], "every provider's routes, /webhooks/<provider>/..."
     assert all(p["backend"]["service"]["port"] == {"name": "http"} for p in paths)
+
+
+def test_default_ingress_path_routes_every_provider(render):
+    paths = render(TOKENS, sets=("ingress.enabled=true",)).one("Ingress")["spec"]["rules"][0]["http"]["paths"]
+    assert [(p["path"], p["pathType"]) for p in paths] == [("/webhooks", "Prefix")]
 
 
 # --- renders that must fail -------------------------------------------------------------------
@@ -399,3 +404,267 @@ def test_schema_covers_every_value():
         for part in path.split("."):
             assert part in node.get("properties", {}), f"{path} is not in values.schema.json"
             node = node["properties"][part]
+
+
+# --- webhook sources (Sendbird, Stream Chat, Standard Webhooks) ---------------------------------
+
+SOURCES = "sources-in-values.yaml"
+SECRETS_DIR = "/var/run/secrets/hookbridge"
+SENDBIRD_APP = "A1B2C3D4-0000-4000-8000-000000000001"
+
+
+def values_file(name: str) -> dict:
+    return yaml.safe_load((VALUES_DIR / name).read_text())
+
+
+def secret_values(values: dict) -> list[str]:
+    """Every token and source secret a values file holds."""
+    found = [t for app in values.get("sendbird", {}).get("apps", []) for t in app.get("apiTokens", [])]
+    found += [s for src in values.get("sources", []) for s in src.get("secrets", [])]
+    return found
+
+
+def overlay(tmp_path, name: str, values: dict):
+    """A values file in tmp_path (given after a base file it replaces whole lists, e.g. sources)."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def mounted_files(r: Rendered) -> dict[str, tuple[str, str]]:
+    """Files the gateway container sees from Secret volumes: path -> (Secret name, key)."""
+    volumes = {v["name"]: v for v in r.pod["volumes"]}
+    files = {}
+    for m in r.container["volumeMounts"]:
+        vol = volumes[m["name"]]
+        projected = [s["secret"] for s in vol.get("projected", {}).get("sources", []) if "secret" in s]
+        if "secret" in vol:
+            projected.append(vol["secret"])
+        for sec in projected:
+            for item in sec["items"]:
+                path = f"{m['mountPath']}/{item['path']}"
+                assert path not in files, f"{path} is mounted twice"
+                files[path] = (sec["secretName"] if "secretName" in sec else sec["name"], item["key"])
+    return files
+
+
+def test_sources_render_as_toml_tables(render):
+    cfg = tomllib.loads(render(SOURCES).config_toml())
+    assert cfg["topic_prefix"] == "sendbird." and cfg["kafka_brokers"], "top-level keys stay top-level"
+    assert cfg["apps"] == [{"app_id": SENDBIRD_APP, "api_tokens_file": f"{SECRETS_DIR}/tokens/{SENDBIRD_APP}"}]
+    assert cfg["sources"] == [
+        {"provider": "stream", "id": "chat-eu", "secrets_file": f"{SECRETS_DIR}/sources/stream-chat-eu",
+         "topic_prefix": "stream.eu.", "api_key": "k9x2mq7dv4ab"},
+        {"provider": "standard", "id": "billing", "secrets_file": f"{SECRETS_DIR}/sources/billing-signing-secret",
+         "key_pointer": "/data/customer_id", "event_type_pointer": "/event/type", "tolerance": "2m"},
+        {"provider": "sendbird", "id": "A1B2C3D4-0000-4000-8000-000000000002",
+         "secrets_file": f"{SECRETS_DIR}/sources/sendbird-A1B2C3D4-0000-4000-8000-000000000002"},
+    ], "optional keys only when set, secrets only by file"
+
+
+def test_sources_with_an_existing_secret(render):
+    r = render(ALL_ON)
+    cfg = tomllib.loads(r.config_toml())
+    assert cfg["sources"] == [
+        {"provider": "stream", "id": "chat-eu", "secrets_file": f"{SECRETS_DIR}/sources/stream-chat-eu",
+         "api_key": "k9x2mq7dv4ab"},
+        {"provider": "standard", "id": "billing", "secrets_file": f"{SECRETS_DIR}/sources/billing-signing-secret",
+         "key_pointer": "/data/customer_id"},
+    ]
+    assert not r.all("Secret"), "with existing Secrets the chart creates none"
+    files = mounted_files(r)
+    assert files[f"{SECRETS_DIR}/sources/stream-chat-eu"] == ("hookbridge-source-secrets", "stream-chat-eu")
+    assert files[f"{SECRETS_DIR}/sources/billing-signing-secret"] == ("hookbridge-source-secrets", "billing-signing-secret")
+    assert "checksum/secret" not in r.deployment["spec"]["template"]["metadata"]["annotations"]
+
+
+@pytest.mark.parametrize("values", [(SOURCES,), (ALL_ON,), (TOKENS,)], ids=["sources-in-values", "all-on", "tokens-in-values"])
+def test_every_secret_file_in_the_config_is_mounted(render, values):
+    r = render(*values)
+    cfg = tomllib.loads(r.config_toml())
+    paths = [a["api_tokens_file"] for a in cfg.get("apps", [])] + [s["secrets_file"] for s in cfg.get("sources", [])]
+    paths += list(cfg.get("kafka_property_files", {}).values())
+    paths += [v for v in cfg.get("kafka_properties", {}).values() if v.startswith(SECRETS_DIR)]
+    paths += [cfg[k] for k in ("schema_registry_password_file",) if k in cfg]
+    files = mounted_files(r)
+    missing = [p for p in paths if p not in files]
+    assert not missing, f"config.toml names files no volume mounts: {missing}"
+    # a Secret the chart creates holds every key the volume asks of it
+    created = {s["metadata"]["name"]: s["data"] for s in r.all("Secret")}
+    for name, key in files.values():
+        if name in created:
+            assert key in created[name], f"Secret {name} has no key {key}"
+
+
+def test_chart_created_sources_secret_holds_the_secrets_one_per_line(render):
+    import base64
+    r = render(SOURCES)
+    secrets = {s["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in s["data"].items()}
+               for s in r.all("Secret")}
+    assert secrets["hb-hookbridge-source-secrets"] == {
+        "stream-chat-eu": "stream-secret-old-3333333333333333333333\nstream-secret-new-4444444444444444444444\n",
+        "billing-signing-secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\n",
+        "sendbird-A1B2C3D4-0000-4000-8000-000000000002": "sendbird-token-5555555555555555555555555555\n",
+    }
+    assert secrets["hb-hookbridge-api-tokens"] == {SENDBIRD_APP: "sendbird-token-2222222222222222222222222222\n"}
+
+
+def test_no_secret_value_outside_the_secrets(render):
+    r = render(SOURCES)
+    values = secret_values(values_file(SOURCES))
+    assert len(values) == 5
+    assert not any(v in r.config_toml() for v in values)
+    for doc in r.docs:
+        if doc["kind"] != "Secret":
+            leaked = [v for v in values if v in yaml.safe_dump(doc)]
+            assert not leaked, f"secret leaked into {doc['kind']}: {leaked}"
+    assert all("secrets" not in s for s in tomllib.loads(r.config_toml())["sources"])
+
+
+def test_a_source_secret_change_rolls_the_pods(render, tmp_path):
+    values = values_file(SOURCES)
+    a = render(SOURCES).deployment["spec"]["template"]["metadata"]["annotations"]
+    values["sources"][1]["secrets"] = ["whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"]
+    b = render(overlay(tmp_path, "rotated", values)).deployment["spec"]["template"]["metadata"]["annotations"]
+    assert a["checksum/secret"] != b["checksum/secret"] and a["checksum/config"] == b["checksum/config"]
+    # sources alone (no sendbird.apps): the chart-created Secret still rolls the pods
+    only = {k: values[k] for k in ("kafka", "schemaRegistry", "sources")}
+    r = render(overlay(tmp_path, "only-sources", only))
+    assert [s["metadata"]["name"] for s in r.all("Secret")] == ["hb-hookbridge-source-secrets"]
+    assert "checksum/secret" in r.deployment["spec"]["template"]["metadata"]["annotations"]
+    assert "apps" not in tomllib.loads(r.config_toml())
+
+
+def test_sendbird_apps_only_renders_as_before(render, tmp_path):
+    r = render(TOKENS)
+    toml_text = r.config_toml()
+    assert "sources" not in tomllib.loads(toml_text)
+    assert toml_text.endswith(f'\n\n[[apps]]\napp_id = "{SENDBIRD_APP}"\n'
+                              f'api_tokens_file = "{SECRETS_DIR}/tokens/{SENDBIRD_APP}"\n')
+    for trace in ("[[sources]]", "source-secrets", "sources/", "secrets_file"):
+        assert trace not in r.text, f"{trace}: nothing of sources in a Sendbird-only render"
+    assert [s["metadata"]["name"] for s in r.all("Secret")] == ["hb-hookbridge-api-tokens"]
+    vol = next(v for v in r.pod["volumes"] if v["name"] == "secrets")
+    assert vol["projected"]["sources"] == [{"secret": {"name": "hb-hookbridge-api-tokens", "items": [
+        {"key": SENDBIRD_APP, "path": f"tokens/{SENDBIRD_APP}"}]}}]
+    # the sources values at their defaults, or a sources Secret named without sources, change nothing
+    same = overlay(tmp_path, "no-sources", {"sources": [], "sourcesSecret": {"existingSecret": "unused"}})
+    assert render(TOKENS, same).text == r.text
+
+
+def test_one_id_under_two_providers_is_two_sources(render, tmp_path):
+    sources = [{"provider": p, "id": "shared", "secrets": [f"{p}-secret"]} for p in ("stream", "standard")]
+    r = render(TOKENS, overlay(tmp_path, "two", {"sources": sources}))
+    files = [s["secrets_file"] for s in tomllib.loads(r.config_toml())["sources"]]
+    assert files == [f"{SECRETS_DIR}/sources/stream-shared", f"{SECRETS_DIR}/sources/standard-shared"]
+    assert set(files) <= set(mounted_files(r))
+
+
+def test_sources_sharing_a_key_of_an_existing_secret_mount_it_once(render, tmp_path):
+    sources = [{"provider": "standard", "id": i, "secretKey": "signing"} for i in ("orders", "refunds")]
+    r = render(ALL_ON, overlay(tmp_path, "shared", {"sources": sources}))
+    assert [s["secrets_file"] for s in tomllib.loads(r.config_toml())["sources"]] == [f"{SECRETS_DIR}/sources/signing"] * 2
+    assert mounted_files(r)[f"{SECRETS_DIR}/sources/signing"] == ("hookbridge-source-secrets", "signing")
+
+
+@pytest.mark.parametrize("source,where", [
+    ({"provider": "slack", "id": "x"}, "/sources/0/provider"),
+    ({"provider": "Stream", "id": "x"}, "/sources/0/provider"),
+    ({"provider": "stream", "id": "bad/id"}, "/sources/0/id"),
+    ({"provider": "stream", "id": ""}, "/sources/0/id"),
+    ({"provider": "stream", "id": "x" * 129}, "/sources/0/id"),
+    ({"provider": "stream"}, "missing property 'id'"),
+    ({"id": "x"}, "missing property 'provider'"),
+    ({"provider": "standard", "id": "x", "apiKey": "k9x2mq7dv4ab"}, "/sources/0/apiKey"),
+    ({"provider": "sendbird", "id": "x", "apiKey": "k9x2mq7dv4ab"}, "/sources/0/apiKey"),
+    ({"provider": "stream", "id": "x", "keyPointer": "/data/id"}, "/sources/0/keyPointer"),
+    ({"provider": "sendbird", "id": "x", "eventTypePointer": "/type"}, "/sources/0/eventTypePointer"),
+    ({"provider": "stream", "id": "x", "tolerance": "5m"}, "/sources/0/tolerance"),
+    ({"provider": "standard", "id": "x", "keyPointer": "data/id"}, "/sources/0/keyPointer"),
+    ({"provider": "standard", "id": "x", "eventTypePointer": "type"}, "/sources/0/eventTypePointer"),
+    ({"provider": "standard", "id": "x", "tolerance": "5 minutes"}, "/sources/0/tolerance"),
+    ({"provider": "stream", "id": "x", "topicPrefix": "a b"}, "/sources/0/topicPrefix"),
+    ({"provider": "stream", "id": "x", "secretKey": "a/b"}, "/sources/0/secretKey"),
+    ({"provider": "stream", "id": "x", "secret": "typo"}, "additional properties 'secret'"),
+    ({"provider": "stream", "id": "x", "secrets": ["two words"]}, "/sources/0/secrets/0"),
+    ({"provider": "stream", "id": "x", "secrets": ["# comment"]}, "/sources/0/secrets/0"),
+])
+def test_schema_rejects_a_bad_source(render_error, tmp_path, source, where):
+    source = {"secrets": ["s3cr3t"], **source}
+    err = render_error(VALUES_DIR / TOKENS, overlay(tmp_path, "bad", {"sources": [source]}))
+    assert "schema" in err and where in err, err
+
+
+def test_schema_rejects_an_unknown_sources_secret_key(render_error, tmp_path):
+    err = render_error(VALUES_DIR / TOKENS, overlay(tmp_path, "bad", {"sourcesSecret": {"name": "x"}}))
+    assert "additional properties 'name'" in err, err
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"sources": [{"provider": "stream", "id": "chat", "secrets": ["a"]},
+                  {"provider": "standard", "id": "chat", "secrets": ["b"]},
+                  {"provider": "stream", "id": "chat", "secrets": ["c"]}]},
+     "provider stream with id chat is listed twice (sources[0] and sources[2]"),
+    ({"sources": [{"provider": "stream", "id": "Chat", "secrets": ["a"]},
+                  {"provider": "stream", "id": "chat", "secrets": ["b"]}]},
+     "provider stream with id chat is listed twice (sources[0] and sources[1]; ids match in any case)"),
+    ({"sources": [{"provider": "sendbird", "id": SENDBIRD_APP, "secrets": ["a"]}]}, "also in sendbird.apps"),
+    ({"sources": [{"provider": "sendbird", "id": SENDBIRD_APP.lower(), "secrets": ["a"]}]}, "also in sendbird.apps"),
+    ({"sources": [{"provider": "stream", "id": "chat"}]}, "sources[0] (stream/chat) has no secrets"),
+    ({"sources": [{"provider": "stream", "id": "chat", "secrets": ["a"]}], "sourcesSecret": {"existingSecret": "s"}},
+     "keep the secrets in the Secret only"),
+    ({"sources": [{"provider": "stream", "id": "a", "secretKey": "k", "secrets": ["a"]},
+                  {"provider": "stream", "id": "b", "secretKey": "k", "secrets": ["b"]}]}, "is used by sources[0] too"),
+])
+def test_inconsistent_sources_fail_with_a_clear_message(render_error, tmp_path, values, message):
+    err = render_error(VALUES_DIR / TOKENS, overlay(tmp_path, "bad", values))
+    assert message in err, err
+
+
+def test_sources_pass_lint_and_the_kubernetes_schemas(helm_bin, render):
+    import kubernetes_validate
+    res = run_helm(helm_bin, ["lint", "--strict", str(CHART), "-f", str(VALUES_DIR / SOURCES)])
+    assert res.returncode == 0, res.stdout + res.stderr
+    for doc in render(SOURCES, kube_version="1.37.0").docs:
+        kubernetes_validate.validate(doc, "1.37.0", strict=True)
+
+
+def test_notes_list_every_source(helm_bin, tmp_path):
+    notes = render_notes(helm_bin, tmp_path, SOURCES)
+    for route in (f"sendbird/{SENDBIRD_APP}", "stream/chat-eu", "standard/billing",
+                  "sendbird/A1B2C3D4-0000-4000-8000-000000000002"):
+        assert f"https://hookbridge.example.com/webhooks/{route}\n" in notes, route
+    assert "/webhooks/stream (without the id) works too" in notes
+    assert "/webhooks/standard (without the id) works too" in notes
+    assert "/webhooks/sendbird (without" not in notes, "an app and a sendbird source: the id is needed"
+    assert "prefer sourcesSecret.existingSecret" in notes
+    assert "has no path" not in notes
+    notes = render_notes(helm_bin, tmp_path / "a", ALL_ON)
+    assert "https://hooks.example.com/webhooks/stream/chat-eu\n" in notes and "WARNINGS" not in notes
+    assert "(stream-chat-eu, billing-signing-secret) in Secret hookbridge-source-secrets" in notes
+
+
+def test_notes_warn_when_the_ingress_misses_a_provider(helm_bin, tmp_path):
+    narrow = overlay(tmp_path, "narrow", {"ingress": {"hosts": [
+        {"host": "hooks.example.com", "paths": [{"path": "/webhooks/sendbird", "pathType": "Prefix"}]}]}})
+    notes = render_notes(helm_bin, tmp_path / "n", SOURCES, narrow)
+    assert "ingress host hooks.example.com has no path for /webhooks/stream/<id>" in notes
+    assert "has no path for /webhooks/standard/<id>" in notes
+    assert "has no path for /webhooks/sendbird/" not in notes
+
+
+def test_readme_source_examples_render(render, tmp_path):
+    readme = (CHART / "README.md").read_text()
+    section = readme[readme.index("## Sources (Sendbird, Stream Chat, Standard Webhooks)"):readme.index("## Values")]
+    examples = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    assert len(examples) >= 3
+    providers = set()
+    for i, text in enumerate(examples):
+        example = yaml.safe_load(text)
+        path = tmp_path / f"example-{i}.yaml"
+        path.write_text(text)
+        cfg = tomllib.loads(render(TOKENS, path).config_toml())
+        assert [(s["provider"], s["id"]) for s in cfg["sources"]] == \
+            [(s["provider"], s["id"]) for s in example["sources"]]
+        providers |= {s["provider"] for s in example["sources"]}
+    assert providers == {"sendbird", "stream", "standard"}

@@ -6,10 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hookbridge::avro::EventEncoder;
 use hookbridge::config::Config;
 use hookbridge::kafka::{BoxFuture, BrokerHealth, Delivered, OutRecord, PublishError, Publisher};
-use hookbridge::sendbird::Router;
+use hookbridge::providers::PROVIDERS;
 use hookbridge::startup::Application;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -100,9 +99,14 @@ pub(crate) async fn start_with(
         std::fs::write(f.path(), text).expect("write config");
         f
     });
-    let config = Config::from_sources(file.as_ref().map(|f| f.path()), &env).expect("valid config");
-    let router = Router::new(&config.topic_prefix, Vec::new()).expect("router");
-    let ids: HashMap<_, _> = router.event_topics().into_iter().map(|t| (t, 1)).collect();
+    let config = Config::from_sources(file.as_ref().map(|f| f.path()), &env, &PROVIDERS)
+        .expect("valid config");
+    let ids: HashMap<_, _> = PROVIDERS
+        .event_topics(&config.sources)
+        .expect("topics")
+        .into_iter()
+        .map(|(t, _)| (t, 1))
+        .collect();
     let health = Arc::new(BrokerHealth::default());
     let publisher = Arc::new(ScriptedPublisher {
         script,
@@ -113,9 +117,7 @@ pub(crate) async fn start_with(
         TcpListener::bind("127.0.0.1:0").await.expect("bind"),
         TcpListener::bind("127.0.0.1:0").await.expect("bind"),
         publisher.clone(),
-        router,
-        EventEncoder::new().expect("schema"),
-        ids,
+        &ids,
         health,
     )
     .expect("assemble");
@@ -318,7 +320,7 @@ async fn with_several_apps_each_route_takes_only_its_own_tokens() {
     let app = start_with(Script::Hold(gate), &[], Some(toml)).await;
     let body = br#"{"category":"group_channel:join","channel":{"channel_url":"c"}}"#.to_vec();
     let signed = |token: &str| {
-        hookbridge::verify::ApiToken::parse(token)
+        hookbridge::providers::sendbird::ApiToken::parse(token)
             .expect("token")
             .sign(&body)
     };
@@ -447,7 +449,7 @@ async fn a_rotated_tokens_file_takes_effect_without_a_restart() {
     .await;
     let body = br#"{"category":"group_channel:join","channel":{"channel_url":"c"}}"#.to_vec();
     let post = |token: &'static str| {
-        let sig = hookbridge::verify::ApiToken::parse(token)
+        let sig = hookbridge::providers::sendbird::ApiToken::parse(token)
             .expect("token")
             .sign(&body);
         app.client

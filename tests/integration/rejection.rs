@@ -14,7 +14,7 @@ async fn forged_requests_reach_no_topic() {
     let body = fixture("group_channel__message_send");
     let good = sign(&body);
 
-    let other_token = hookbridge::verify::ApiToken::parse("someone-elses-token")
+    let other_token = hookbridge::providers::sendbird::ApiToken::parse("someone-elses-token")
         .expect("valid")
         .sign(&body);
     let mut flipped = body.clone();
@@ -228,7 +228,9 @@ async fn start_up_fails_when_auto_registration_is_off_and_the_schema_is_absent()
     let prefix = unique_prefix("noschema");
     let mut env = base_env(&prefix).await;
     env.insert("HOOKBRIDGE_AUTO_REGISTER_SCHEMAS".into(), "false".into());
-    let config = hookbridge::config::Config::from_sources(None, &env).expect("valid");
+    let config =
+        hookbridge::config::Config::from_sources(None, &env, &hookbridge::providers::PROVIDERS)
+            .expect("valid");
     let http = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -14,8 +14,9 @@ use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use hookbridge::avro::split_frame;
 use hookbridge::config::Config;
+use hookbridge::providers::PROVIDERS;
+use hookbridge::providers::sendbird::ApiToken;
 use hookbridge::startup::Application;
-use hookbridge::verify::ApiToken;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::message::{Headers, Message, OwnedMessage};
@@ -461,7 +462,8 @@ pub async fn spawn_app_with(
         std::fs::write(f.path(), text).expect("write config");
         f
     });
-    let config = Config::from_sources(file.as_ref().map(|f| f.path()), &env).expect("valid config");
+    let config = Config::from_sources(file.as_ref().map(|f| f.path()), &env, &PROVIDERS)
+        .expect("valid config");
     let http = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
     let admin = TcpListener::bind("127.0.0.1:0").await.expect("bind admin");
     let app = Application::build_with_listeners(config, http, admin)

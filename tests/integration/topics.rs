@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use hookbridge::config::Config;
 use hookbridge::kafka::undersized_topics;
-use hookbridge::sendbird::TopicName;
+use hookbridge::providers::PROVIDERS;
+use hookbridge::topic::TopicName;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -18,21 +19,29 @@ async fn created_topics_fit_large_records_and_foreign_ones_are_checked() {
     // Created by the gateway: sized for large bodies.
     let app = spawn_app("sized").await;
     let env = base_env(&app.prefix).await;
-    let config = Config::from_sources(None, &env).expect("valid");
+    let config = Config::from_sources(None, &env, &PROVIDERS).expect("valid");
     let ours = TopicName::parse(&app.topic("group_channel")).expect("topic");
     // Right after a broker restart (the outage test) a description can come back empty for a
     // moment; the gateway reports that as "unchecked", and so may this test, briefly.
-    let mut sizes = undersized_topics(&config, std::slice::from_ref(&ours), &Default::default())
-        .await
-        .expect("describe");
+    let mut sizes = undersized_topics(
+        &config.kafka,
+        std::slice::from_ref(&ours),
+        &Default::default(),
+    )
+    .await
+    .expect("describe");
     for _ in 0..20 {
         if sizes.unchecked.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-        sizes = undersized_topics(&config, std::slice::from_ref(&ours), &Default::default())
-            .await
-            .expect("describe");
+        sizes = undersized_topics(
+            &config.kafka,
+            std::slice::from_ref(&ours),
+            &Default::default(),
+        )
+        .await
+        .expect("describe");
     }
     assert!(sizes.unchecked.is_empty(), "{sizes:?}");
     assert!(sizes.too_small.is_empty(), "{sizes:?}");
@@ -55,20 +64,28 @@ async fn created_topics_fit_large_records_and_foreign_ones_are_checked() {
         .await
         .expect("create topic");
     assert!(created[0].is_ok(), "{created:?}");
-    let config = Config::from_sources(None, &env).expect("valid");
+    let config = Config::from_sources(None, &env, &PROVIDERS).expect("valid");
     let topic = TopicName::parse(&foreign).expect("topic");
     // A topic just created may not be describable for a moment.
-    let mut sizes = undersized_topics(&config, std::slice::from_ref(&topic), &Default::default())
-        .await
-        .expect("describe");
+    let mut sizes = undersized_topics(
+        &config.kafka,
+        std::slice::from_ref(&topic),
+        &Default::default(),
+    )
+    .await
+    .expect("describe");
     for _ in 0..20 {
         if sizes.unchecked.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-        sizes = undersized_topics(&config, std::slice::from_ref(&topic), &Default::default())
-            .await
-            .expect("describe");
+        sizes = undersized_topics(
+            &config.kafka,
+            std::slice::from_ref(&topic),
+            &Default::default(),
+        )
+        .await
+        .expect("describe");
     }
     assert!(sizes.unchecked.is_empty(), "{sizes:?}");
     assert_eq!(sizes.too_small.len(), 1, "{sizes:?}");

@@ -67,6 +67,26 @@ app.kubernetes.io/component: gateway
 {{- if and (not .Values.sendbird.existingSecret) .Values.sendbird.apps }}true{{ end }}
 {{- end }}
 
+{{/* Name of the Secret holding the sources' secrets (sources[].secrets). */}}
+{{- define "hookbridge.sourcesSecretName" -}}
+{{- if .Values.sourcesSecret.existingSecret }}
+{{- .Values.sourcesSecret.existingSecret }}
+{{- else }}
+{{- printf "%s-source-secrets" (include "hookbridge.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{/* True (non-empty) when the chart creates the sources Secret. */}}
+{{- define "hookbridge.createSourcesSecret" -}}
+{{- if and (not .Values.sourcesSecret.existingSecret) .Values.sources }}true{{ end }}
+{{- end }}
+
+{{/* Key of a source's secrets in the sources Secret (argument: one sources[] entry):
+secretKey, else <provider>-<id>. It is mounted at <secrets dir>/sources/<key>. */}}
+{{- define "hookbridge.sourceSecretKey" -}}
+{{- .secretKey | default (printf "%s-%s" .provider .id) }}
+{{- end }}
+
 {{/* Where secret files are mounted. */}}
 {{- define "hookbridge.secretsDir" -}}/var/run/secrets/hookbridge{{- end }}
 
@@ -148,6 +168,36 @@ Checks across values that the schema cannot express; fails the render with a cle
 {{- else if not $app.apiTokens }}
 {{- fail (printf "sendbird.apps[%d] (%s) has no apiTokens: set sendbird.existingSecret (a Secret with one key per app id) or the app's apiTokens" $i $app.appId) }}
 {{- end }}
+{{- end }}
+{{- /* the gateway matches ids in any case and counts sendbird.apps as sendbird sources */}}
+{{- $sources := dict }}
+{{- $sourceKeys := dict }}
+{{- range $app := $v.sendbird.apps }}
+{{- $_ := set $sources (printf "sendbird/%s" (lower $app.appId)) -1 }}
+{{- end }}
+{{- range $i, $src := $v.sources }}
+{{- $name := printf "%s/%s" $src.provider $src.id }}
+{{- $seenAt := get $sources (lower $name) }}
+{{- if eq (toString $seenAt) "-1" }}
+{{- fail (printf "sources[%d]: sendbird source %s is also in sendbird.apps (ids match in any case); both would answer /webhooks/sendbird/%s: keep one" $i $src.id $src.id) }}
+{{- else if hasKey $sources (lower $name) }}
+{{- fail (printf "sources: provider %s with id %s is listed twice (sources[%d] and sources[%d]; ids match in any case); each gets the route /webhooks/%s" $src.provider $src.id $seenAt $i $name) }}
+{{- end }}
+{{- $_ := set $sources (lower $name) $i }}
+{{- $key := include "hookbridge.sourceSecretKey" $src }}
+{{- if $v.sourcesSecret.existingSecret }}
+{{- if $src.secrets }}
+{{- fail (printf "sources[%d].secrets is set but sourcesSecret.existingSecret is used: keep the secrets in the Secret only (key %s)" $i $key) }}
+{{- end }}
+{{- else }}
+{{- if not $src.secrets }}
+{{- fail (printf "sources[%d] (%s) has no secrets: set sourcesSecret.existingSecret (a Secret with the key %s) or the source's secrets" $i $name $key) }}
+{{- end }}
+{{- if hasKey $sourceKeys $key }}
+{{- fail (printf "sources[%d] (%s): secret key %s is used by sources[%d] too; with chart-created secrets each source needs its own key (secretKey)" $i $name $key (get $sourceKeys $key)) }}
+{{- end }}
+{{- end }}
+{{- $_ := set $sourceKeys $key $i }}
 {{- end }}
 {{- if and $v.podDisruptionBudget.enabled (not (kindIs "invalid" $v.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" $v.podDisruptionBudget.maxUnavailable)) }}
 {{- fail "podDisruptionBudget: set minAvailable or maxUnavailable, not both (set the other to null)" }}

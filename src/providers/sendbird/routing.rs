@@ -2,83 +2,8 @@
 //! category), because Kafka keeps order only inside one topic: a channel's create, join, message
 //! and delete events must share a topic and a key to stay in order.
 
-use std::fmt;
-
-use crate::config::RouteOverride;
-use crate::sendbird::event::SendbirdEvent;
-
-/// A legal Kafka topic name.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicName(String);
-
-impl TopicName {
-    pub fn parse(value: &str) -> Result<Self, String> {
-        if value.is_empty() || value.len() > 249 {
-            return Err(format!("topic {value:?} must have 1 to 249 characters"));
-        }
-        if value == "." || value == ".." {
-            return Err(format!("topic {value:?} is not allowed by Kafka"));
-        }
-        if let Some(c) = value
-            .chars()
-            .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-        {
-            return Err(format!(
-                "topic {value:?} contains {c:?}; Kafka allows letters, digits, '.', '_' and '-'"
-            ));
-        }
-        Ok(TopicName(value.to_owned()))
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-    /// The registry subject under TopicNameStrategy.
-    pub fn value_subject(&self) -> String {
-        format!("{}-value", self.0)
-    }
-}
-
-impl fmt::Display for TopicName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// An exact category (`group_channel:message_send`) or a prefix ending in `*` (`group_channel:*`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CategoryPattern {
-    text: String,
-    prefix: bool,
-}
-
-impl CategoryPattern {
-    pub fn parse(value: &str) -> Result<Self, String> {
-        let value = value.trim();
-        if value.is_empty() {
-            return Err("pattern must not be empty".into());
-        }
-        let (text, prefix) = match value.strip_suffix('*') {
-            Some(head) => (head, true),
-            None => (value, false),
-        };
-        if text.contains('*') {
-            return Err(format!(
-                "pattern {value:?}: '*' is only allowed once, at the end"
-            ));
-        }
-        Ok(CategoryPattern {
-            text: text.to_owned(),
-            prefix,
-        })
-    }
-    pub fn matches(&self, category: &str) -> bool {
-        if self.prefix {
-            category.starts_with(&self.text)
-        } else {
-            category == self.text
-        }
-    }
-}
+use super::event::SendbirdEvent;
+use crate::topic::{RouteOverride, TopicName, override_for};
 
 /// The entity family a category belongs to; one default topic each. Also a bounded metrics label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -176,10 +101,7 @@ impl Router {
 
     /// The topic for a category: the first matching override, else its family's topic.
     pub fn topic_for(&self, category: &str) -> &TopicName {
-        self.overrides
-            .iter()
-            .find(|o| o.pattern.matches(category))
-            .map(|o| &o.topic)
+        override_for(&self.overrides, category)
             .unwrap_or_else(|| self.family_topic(Family::of(category)))
     }
 
@@ -226,6 +148,7 @@ pub fn record_key(event: &SendbirdEvent) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::topic::CategoryPattern;
     use std::path::PathBuf;
 
     fn fixture_dir() -> PathBuf {
@@ -416,17 +339,5 @@ mod tests {
         let topics: Vec<String> = r.event_topics().iter().map(|t| t.to_string()).collect();
         assert!(topics.contains(&"chat.messages".to_owned()));
         assert!(!topics.contains(&"p.dlq".to_owned()));
-    }
-
-    #[test]
-    fn topic_names_and_patterns_are_checked() {
-        assert!(TopicName::parse("ok.topic_1-x").is_ok());
-        assert!(TopicName::parse("bad topic").is_err());
-        assert!(TopicName::parse("..").is_err());
-        assert!(TopicName::parse(&"a".repeat(250)).is_err());
-        assert!(CategoryPattern::parse("a*b").is_err());
-        assert!(CategoryPattern::parse("").is_err());
-        let p = CategoryPattern::parse("user:*").expect("valid");
-        assert!(p.matches("user:block") && !p.matches("users:block"));
     }
 }

@@ -1,0 +1,358 @@
+//! Configuration loading with the real providers: the generic sections, the older Sendbird
+//! forms and `[[sources]]` together.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::time::Duration;
+
+use super::PROVIDERS;
+use crate::config::{Config, ConfigErrors, LogFormat};
+
+fn load(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Config, ConfigErrors> {
+    Config::from_sources(file, env, &PROVIDERS)
+}
+
+fn load_str(toml: Option<&str>, env: &BTreeMap<String, String>) -> Result<Config, ConfigErrors> {
+    Config::from_toml_str(toml, env, &PROVIDERS)
+}
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn minimal() -> BTreeMap<String, String> {
+    env(&[
+        ("HOOKBRIDGE_KAFKA_BROKERS", "127.0.0.1:9092"),
+        (
+            "HOOKBRIDGE_SCHEMA_REGISTRY_URL",
+            "http://127.0.0.1:8081/apis/ccompat/v7/",
+        ),
+        ("HOOKBRIDGE_SENDBIRD_APP_ID", "APP-1"),
+        ("HOOKBRIDGE_SENDBIRD_API_TOKENS", "tok-a, tok-b"),
+    ])
+}
+
+fn toml_file(text: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().expect("temp file");
+    f.write_all(text.as_bytes()).expect("write temp file");
+    f
+}
+
+#[test]
+fn environment_alone_gives_documented_defaults() {
+    let c = load(None, &minimal()).expect("valid");
+    assert_eq!(c.server.http_addr.to_string(), "0.0.0.0:8080");
+    assert_eq!(c.server.admin_addr.to_string(), "0.0.0.0:9090");
+    assert_eq!(c.sources.list[0].topic_prefix, "sendbird.");
+    assert_eq!(c.server.log_format, LogFormat::Json);
+    assert_eq!(c.limits.max_body_bytes.get(), 2 * 1024 * 1024);
+    assert_eq!(c.limits.publish_timeout, Duration::from_secs(4));
+    assert_eq!(c.kafka.topic_partitions.get(), 12);
+    assert!(c.kafka.create_topics);
+    assert_eq!(c.registry.url, "http://127.0.0.1:8081/apis/ccompat/v7");
+    let [app] = c.sources.list.as_slice() else {
+        panic!("one app")
+    };
+    assert_eq!((app.provider, app.id.as_str()), ("sendbird", "APP-1"));
+    assert_eq!(app.secrets.len(), 2);
+}
+
+#[test]
+fn reports_every_problem_at_once_with_setting_names() {
+    let e = env(&[
+        ("HOOKBRIDGE_HTTP_ADDR", "not-an-addr"),
+        ("HOOKBRIDGE_LOG_FORMAT", "yaml"),
+        ("HOOKBRIDGE_TOPIC_PARTITIONS", "many"),
+        ("HOOKBRIDGE_PUBLISH_TIMEOUT", "6s"),
+    ]);
+    let err = load(None, &e).expect_err("invalid");
+    let text = err.to_string();
+    for needle in [
+        "HOOKBRIDGE_HTTP_ADDR",
+        "HOOKBRIDGE_LOG_FORMAT",
+        "HOOKBRIDGE_TOPIC_PARTITIONS",
+        "HOOKBRIDGE_PUBLISH_TIMEOUT",
+        "HOOKBRIDGE_KAFKA_BROKERS",
+        "HOOKBRIDGE_SCHEMA_REGISTRY_URL",
+        "sources: no source configured",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn type_errors_and_other_problems_are_reported_together() {
+    let f = toml_file(
+        r#"
+        topic_partitions = "twelve"
+        create_topics = "yes please"
+        log_format = "xml"
+        "#,
+    );
+    let mut e = minimal();
+    e.remove("HOOKBRIDGE_KAFKA_BROKERS");
+    let text = load(Some(f.path()), &e).expect_err("invalid").to_string();
+    for needle in [
+        "topic_partitions",
+        "create_topics",
+        "log_format",
+        "kafka_brokers",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+    // A badly typed setting is reported once, not also as "required" or against defaults.
+    let f = toml_file("publish_timeout = 2\nshutdown_timeout = \"4s\"\n");
+    let text = load(Some(f.path()), &minimal())
+        .expect_err("invalid")
+        .to_string();
+    assert_eq!(text.matches("publish_timeout").count(), 1, "{text}");
+    assert!(!text.contains("shutdown_timeout"), "{text}");
+}
+
+#[test]
+fn rejects_overriding_safety_properties_and_unknown_keys() {
+    let f = toml_file(
+        r#"
+        [kafka_properties]
+        "acks" = "1"
+        "enable.idempotence" = "false"
+        "compression.type" = " NONE"
+        "client.id" = "ok"
+        "#,
+    );
+    let err = load(Some(f.path()), &minimal()).expect_err("invalid");
+    let text = err.to_string();
+    assert!(text.contains("\"acks\""), "{text}");
+    assert!(text.contains("\"enable.idempotence\""), "{text}");
+    assert!(text.contains("\"compression.type\""), "{text}");
+    assert!(!text.contains("client.id"), "{text}");
+
+    let f = toml_file("kafka_brokerz = \"x\"\n");
+    let err = load(Some(f.path()), &minimal()).expect_err("unknown key");
+    assert!(err.to_string().contains("kafka_brokerz"), "{err}");
+}
+
+#[test]
+fn aliases_and_topic_prefixes_do_not_slip_past_the_reserved_list() {
+    let text = r#"
+        [kafka_properties]
+        "topic.partitioner" = "random"
+        "request.required.acks" = "1"
+        "topic.compression.codec" = "none"
+        "compression.codec" = "zstd"
+        "compression.type" = "gzip"
+        "topic.message.timeout.ms" = "10000"
+        "retries" = "5"
+        "message.send.max.retries" = "6"
+        "queue.buffering.max.kbytes" = "1048576"
+        "delivery.report.only.error" = "true"
+        "#;
+    let err = load_str(Some(text), &minimal()).expect_err("invalid");
+    let text = err.to_string();
+    assert!(
+        text.contains("\"topic.partitioner\" (librdkafka's \"partitioner\")"),
+        "{text}"
+    );
+    assert!(
+        text.contains("\"request.required.acks\" (librdkafka's \"acks\")"),
+        "{text}"
+    );
+    assert!(text.contains("compression may not be turned off"), "{text}");
+    assert!(text.contains("given twice"), "{text}");
+    assert!(!text.contains("message.timeout.ms"), "{text}");
+    assert!(
+        text.contains("also as \"message.send.max.retries\""),
+        "{text}"
+    );
+    assert!(text.contains("at most 65536"), "{text}");
+    assert!(text.contains("\"delivery.report.only.error\""), "{text}");
+    // A lone alias is stored under librdkafka's own name, so it replaces the default.
+    let ok = r#"
+        [kafka_properties]
+        "topic.compression.codec" = "zstd"
+        "topic.metadata.refresh.interval.ms" = "60000"
+        "queue.buffering.max.kbytes" = "16384"
+        "#;
+    let c = load_str(Some(ok), &minimal()).expect("valid");
+    // Global properties that begin with "topic." keep their name.
+    assert_eq!(
+        c.kafka.properties.keys().collect::<Vec<_>>(),
+        vec![
+            "compression.type",
+            "queue.buffering.max.kbytes",
+            "topic.metadata.refresh.interval.ms"
+        ]
+    );
+}
+
+#[test]
+fn edge_limits_have_documented_defaults_and_are_checked() {
+    let c = load_str(None, &minimal()).expect("valid");
+    assert_eq!(c.limits.edge.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(c.limits.edge.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.limits.edge.max_connections.get(), 4096);
+    assert_eq!(c.limits.edge.max_buffered_bytes.get(), 256 * 1024 * 1024);
+    assert_eq!(c.limits.edge.buffer_wait, Duration::from_millis(500));
+    assert_eq!(c.limits.edge.body_min_rate, 32 * 1024);
+    assert_eq!(c.limits.edge.body_rate_grace, Duration::from_secs(1));
+    assert!(c.limits.edge.max_requests_per_client.is_none());
+    assert!(c.limits.edge.trusted_proxies.is_empty());
+    assert_eq!(c.limits.max_typed_items.get(), 1000);
+
+    let mut e = minimal();
+    e.insert(
+        "HOOKBRIDGE_TRUSTED_PROXIES".into(),
+        "10.0.0.0/8, 192.0.2.1".into(),
+    );
+    e.insert("HOOKBRIDGE_MAX_REQUESTS_PER_CLIENT".into(), "8".into());
+    let c = load_str(None, &e).expect("valid");
+    assert_eq!(c.limits.edge.trusted_proxies.len(), 2);
+    assert_eq!(
+        c.limits.edge.max_requests_per_client.map(NonZeroUsize::get),
+        Some(8)
+    );
+
+    let bad = r#"
+        header_read_timeout = "0s"
+        max_buffered_bytes = 4096
+        trusted_proxies = ["10.0.0.0/8", "proxy.internal"]
+        max_connections = 0
+        "#;
+    // Found by the config fuzz target: a non-ASCII filter made tracing-subscriber panic.
+    let err = load_str(Some("log_level = \"a=\u{e9}\"\n"), &minimal()).expect_err("invalid");
+    assert!(err.to_string().contains("log_level"), "{err}");
+    // Found by the config fuzz target: zero was refused without a message.
+    let zero = "max_buffered_bytes = 0\n";
+    let err = load_str(Some(zero), &minimal()).expect_err("invalid");
+    assert!(err.to_string().contains("max_buffered_bytes"), "{err}");
+    let err = load_str(Some(bad), &minimal()).expect_err("invalid");
+    let text = err.to_string();
+    for needle in [
+        "header_read_timeout",
+        "max_buffered_bytes",
+        "entry #2",
+        "max_connections",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from {text}");
+    }
+}
+
+#[test]
+fn app_ids_differing_only_in_case_are_one_app() {
+    let text = r#"
+        [[apps]]
+        app_id = "ABC-1"
+        api_tokens = ["t1"]
+        [[apps]]
+        app_id = "abc-1"
+        api_tokens = ["t2"]
+        "#;
+    let err = load_str(Some(text), &BTreeMap::new()).expect_err("duplicate");
+    assert!(err.to_string().contains("configured twice"), "{err}");
+}
+
+#[test]
+fn reads_apps_tokens_files_and_routes_from_toml() {
+    let tokens = toml_file("# rotated 2026-11\nold-token\n\nnew-token\n");
+    let f = toml_file(&format!(
+        r#"
+        kafka_brokers = "k:9092"
+        schema_registry_url = "http://r:8080"
+        publish_timeout = "2500ms"
+        [[apps]]
+        app_id = "A"
+        api_tokens = ["t1"]
+        [[apps]]
+        app_id = "B"
+        api_tokens_file = "{}"
+        [[routes]]
+        category = "group_channel:message_*"
+        topic = "chat.messages"
+        "#,
+        tokens.path().display()
+    ));
+    let c = load(Some(f.path()), &BTreeMap::new()).expect("valid");
+    assert_eq!(c.sources.list.len(), 2);
+    assert_eq!(c.sources.list[1].secrets.len(), 2);
+    assert_eq!(c.sources.list[0].routes[0].topic.as_str(), "chat.messages");
+    assert_eq!(c.limits.publish_timeout, Duration::from_millis(2500));
+}
+
+#[test]
+fn service_link_variables_do_not_break_start_up() {
+    let mut e = minimal();
+    e.insert("HOOKBRIDGE_PORT".into(), "tcp://10.0.0.1:8080".into());
+    e.insert("HOOKBRIDGE_SERVICE_HOST".into(), "10.0.0.1".into());
+    load(None, &e).expect("service links ignored");
+}
+
+#[test]
+fn type_errors_name_the_setting_but_never_print_its_value() {
+    let f = toml_file(
+        r#"
+        [[apps]]
+        app_id = "A"
+        api_tokens = "s3cret-token-value"
+        [kafka_properties]
+        "sasl.password" = 987654321
+        "#,
+    );
+    let err = load(Some(f.path()), &minimal()).expect_err("invalid");
+    let text = err.to_string();
+    assert!(text.contains("api_tokens"), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(!text.contains("987654321"), "{text}");
+    // Both bad values are reported, not only the first.
+    assert!(text.contains("kafka_properties"), "{text}");
+
+    let f = toml_file("api = [\"s3cret-token-value\"\n");
+    let text = load(Some(f.path()), &minimal())
+        .expect_err("syntax error")
+        .to_string();
+    assert!(!text.contains("s3cret"), "{text}");
+    assert!(text.contains("line"), "{text}");
+    // Only the syntax error: the environment did set the required settings.
+    assert!(!text.contains("kafka_brokers"), "{text}");
+    assert!(!text.contains("apps"), "{text}");
+}
+
+#[test]
+fn registry_credentials_in_the_url_are_refused() {
+    let mut e = minimal();
+    e.insert(
+        "HOOKBRIDGE_SCHEMA_REGISTRY_URL".into(),
+        "https://user:pa55@registry.example/apis/ccompat/v7".into(),
+    );
+    let text = load(None, &e).expect_err("refused").to_string();
+    assert!(text.contains("schema_registry_password_file"), "{text}");
+    assert!(!text.contains("pa55"), "{text}");
+}
+
+#[test]
+fn shutdown_must_leave_room_to_drain_and_flush() {
+    let mut e = minimal();
+    e.insert("HOOKBRIDGE_SHUTDOWN_TIMEOUT".into(), "4s".into());
+    let text = load(None, &e).expect_err("too short").to_string();
+    assert!(text.contains("HOOKBRIDGE_SHUTDOWN_TIMEOUT"), "{text}");
+    e.insert("HOOKBRIDGE_SHUTDOWN_TIMEOUT".into(), "6s".into());
+    load(None, &e).expect("4s drain + 2s flush");
+}
+
+#[test]
+fn secrets_are_redacted_in_debug_output() {
+    let c = load(None, &minimal()).expect("valid");
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("tok-a"), "{debug}");
+    assert!(debug.contains("[redacted]"));
+}
+
+#[test]
+fn missing_config_file_is_an_error_not_an_empty_config() {
+    let err = load(Some(Path::new("/nonexistent/hb.toml")), &minimal()).expect_err("missing file");
+    assert!(err.to_string().contains("HOOKBRIDGE_CONFIG"), "{err}");
+}
