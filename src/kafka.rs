@@ -625,11 +625,11 @@ mod tests {
         assert!(h.check_alive().is_err());
         assert!(h.check(3_000_000).is_err(), "not ready either");
         let h = BrokerHealth::default();
-        h.record_ok(2_000_000, vec!["sendbird.user".into()]);
+        h.record_ok(2_000_000, vec!["chat.user".into()]);
         assert!(
             h.check(2_000_000)
                 .expect_err("missing")
-                .contains("sendbird.user")
+                .contains("chat.user")
         );
     }
 

@@ -35,3 +35,110 @@ pub mod startup;
 pub mod telemetry;
 pub mod topic;
 pub mod verify;
+
+/// The layering the modules promise, checked on the source: module dependencies (outside test
+/// code) form no cycle, and only `src/providers/` names a vendor.
+#[cfg(test)]
+mod architecture {
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::path::{Path, PathBuf};
+
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("src is readable") {
+            let path = entry.expect("directory entry").path();
+            if path.is_dir() {
+                rust_files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    fn sources() -> Vec<(String, String)> {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        rust_files(&src, &mut files);
+        files
+            .into_iter()
+            .map(|p| {
+                let rel = p
+                    .strip_prefix(&src)
+                    .expect("under src")
+                    .to_string_lossy()
+                    .into_owned();
+                (rel, std::fs::read_to_string(&p).expect("readable"))
+            })
+            .collect()
+    }
+
+    /// The top-level module a file belongs to (`providers/<name>/mod.rs` → `providers`).
+    fn module_of(rel: &str) -> &str {
+        rel.split('/').next().unwrap_or(rel).trim_end_matches(".rs")
+    }
+
+    #[test]
+    fn module_dependencies_have_no_cycle() {
+        let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for (rel, text) in sources() {
+            let from = module_of(&rel).to_owned();
+            if from == "main" || from == "lib" {
+                continue;
+            }
+            let code = text.split("#[cfg(test)]").next().unwrap_or("");
+            for (i, _) in code.match_indices("crate::") {
+                let to: String = code[i + 7..]
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if !to.is_empty() && to != from {
+                    edges.entry(from.clone()).or_default().insert(to);
+                }
+            }
+        }
+        // Depth-first search for a path back to the start.
+        for start in edges.keys() {
+            let mut stack = vec![vec![start.clone()]];
+            while let Some(path) = stack.pop() {
+                let last = path.last().expect("non-empty path");
+                for next in edges.get(last).into_iter().flatten() {
+                    assert!(
+                        next != start,
+                        "module cycle: {} -> {next}",
+                        path.join(" -> ")
+                    );
+                    if !path.contains(next) {
+                        let mut longer = path.clone();
+                        longer.push(next.clone());
+                        stack.push(longer);
+                    }
+                }
+            }
+        }
+        assert!(
+            edges.contains_key("providers"),
+            "the scan found the modules"
+        );
+    }
+
+    #[test]
+    fn only_the_providers_folder_names_a_vendor() {
+        // Split so that this file does not name them either.
+        const VENDORS: &[&str] = &[
+            concat!("send", "bird"),
+            concat!("get", "stream"),
+            concat!("stream", " chat"),
+            concat!("standard", " webhooks"),
+            concat!("standard", "webhooks"),
+            concat!("wh", "sec"),
+        ];
+        for (rel, text) in sources() {
+            if rel.starts_with("providers/") {
+                continue;
+            }
+            let lower = text.to_lowercase();
+            for vendor in VENDORS {
+                assert!(!lower.contains(vendor), "src/{rel} names {vendor:?}");
+            }
+        }
+    }
+}

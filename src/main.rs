@@ -57,6 +57,9 @@ enum Command {
         /// Seconds to wait for the answer.
         #[arg(long, default_value_t = 10)]
         timeout: u64,
+        /// A further header to send, such as a sender's `X-Api-Key: …`; may be repeated.
+        #[arg(long = "header", value_name = "NAME: VALUE")]
+        extra_headers: Vec<String>,
         /// The body to send; `-` reads standard input.
         file: PathBuf,
     },
@@ -130,11 +133,28 @@ fn main() -> ExitCode {
             provider,
             token_env,
             timeout,
+            extra_headers,
             file,
-        } => match signed("send", provider.as_deref(), &token_env, &file) {
-            Ok((headers, body)) => runtime().block_on(send(&url, headers, body, timeout)),
-            Err(code) => code,
-        },
+        } => {
+            let mut extra = Vec::new();
+            for header in &extra_headers {
+                match header.split_once(':') {
+                    Some((name, value)) if !name.trim().is_empty() => {
+                        extra.push((name.trim().to_owned(), value.trim().to_owned()));
+                    }
+                    _ => {
+                        eprintln!("hookbridge send: --header {header:?} is not NAME: VALUE");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
+            match signed("send", provider.as_deref(), &token_env, &file) {
+                Ok((headers, body)) => {
+                    runtime().block_on(send(&url, headers, extra, body, timeout))
+                }
+                Err(code) => code,
+            }
+        }
         Command::Schemas {
             command:
                 SchemasCommand::Check {
@@ -275,7 +295,13 @@ fn signed(
     Ok((headers, body))
 }
 
-async fn send(url: &str, headers: SignedHeaders, body: Vec<u8>, timeout: u64) -> ExitCode {
+async fn send(
+    url: &str,
+    headers: SignedHeaders,
+    extra: Vec<(String, String)>,
+    body: Vec<u8>,
+    timeout: u64,
+) -> ExitCode {
     let client = match reqwest::Client::builder()
         .timeout(Duration::from_secs(timeout))
         .build()
@@ -290,6 +316,9 @@ async fn send(url: &str, headers: SignedHeaders, body: Vec<u8>, timeout: u64) ->
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json");
     for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    for (name, value) in extra {
         request = request.header(name, value);
     }
     match request.body(body).send().await {

@@ -8,23 +8,25 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
-/// Webhook requests by `outcome` (accepted, dead_lettered, unauthorized, rejected, too_large,
-/// unavailable, error) and category `family`.
+/// Webhook requests by `provider`, `outcome` (accepted, dead_lettered, unauthorized, rejected,
+/// too_large, unavailable, error) and category `family`. `provider` is a registered provider's
+/// name, or `none` for a route naming no configured source.
 pub const REQUESTS: &str = "hookbridge_webhook_requests_total";
-/// Request latency in seconds, by `outcome`.
+/// Request latency in seconds, by `provider` and `outcome`.
 pub const REQUEST_DURATION: &str = "hookbridge_webhook_request_duration_seconds";
-/// Time from produce to broker acknowledgement, by `family` and `result`.
+/// Time from produce to broker acknowledgement, by `provider`, `family` and `result`.
 pub const PUBLISH_DURATION: &str = "hookbridge_kafka_publish_duration_seconds";
 /// Webhook requests being handled right now.
 pub const IN_FLIGHT: &str = "hookbridge_webhook_in_flight";
-/// Signature failures by `reason` (missing, malformed, mismatch).
+/// Signature failures by `provider` and `reason` (missing, malformed, mismatch, expired,
+/// bad_encoding).
 pub const SIGNATURE_FAILURES: &str = "hookbridge_signature_failures_total";
 /// 1 when the last Kafka metadata request succeeded.
 pub const KAFKA_UP: &str = "hookbridge_kafka_up";
-/// Tokens each app accepts now (by `app_id`): check every pod shows the new count before
-/// switching Sendbird to a rotated token.
+/// Secrets each source accepts now (by `provider` and `app_id`, the source id): check every pod shows the new count before
+/// switching the sender to a rotated secret.
 pub const API_TOKENS: &str = "hookbridge_api_tokens";
-/// Failed re-reads of a tokens file, by `app_id`.
+/// Failed re-reads of a secrets file, by `provider` and `app_id`.
 pub const TOKEN_RELOAD_FAILURES: &str = "hookbridge_api_token_reload_failures_total";
 /// Open connections on the webhook listener.
 pub const OPEN_CONNECTIONS: &str = "hookbridge_open_connections";

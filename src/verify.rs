@@ -251,6 +251,7 @@ impl Verifier {
         };
         Ok(VerifiedWebhook {
             source_id: source_id.to_owned(),
+            decompressed: gzip_limit.is_some(),
             body,
             content,
             event_id,
@@ -314,6 +315,7 @@ pub struct VerifiedWebhook {
     source_id: String,
     body: Bytes,
     content: Bytes,
+    decompressed: bool,
     event_id: String,
     received_at_ms: i64,
     signed_at_ms: Option<i64>,
@@ -345,6 +347,10 @@ impl VerifiedWebhook {
     /// The bytes the signature covers after the prefix: the body, or the body decompressed.
     pub fn content(&self) -> &Bytes {
         &self.content
+    }
+    /// Whether `content` is the body decompressed (a buffer of its own), rather than the body.
+    pub fn was_decompressed(&self) -> bool {
+        self.decompressed
     }
     /// The sender's delivery id, else the lowercase hex SHA-256 of the body: identical retries
     /// share it.
@@ -444,6 +450,7 @@ mod tests {
         let v = VerifiedWebhook::verify("s", keys(&["secret"]), e.clone(), &gz, 1).expect("ok");
         assert_eq!(&v.body()[..], &gz[..]);
         assert_eq!(&v.content()[..], json);
+        assert!(v.was_decompressed());
         // Signed over the compressed bytes: refused, as the sender never signs those.
         let mut over_gz = e.clone();
         over_gz.signatures = vec![key.sign(&[&gz])];

@@ -356,3 +356,99 @@ fn missing_config_file_is_an_error_not_an_empty_config() {
     let err = load(Some(Path::new("/nonexistent/hb.toml")), &minimal()).expect_err("missing file");
     assert!(err.to_string().contains("HOOKBRIDGE_CONFIG"), "{err}");
 }
+
+#[test]
+fn sources_of_any_provider_sit_beside_the_older_sendbird_forms() {
+    let text = r#"
+        [[sources]]
+        provider = "sendbird"
+        id = "App-2"
+        secrets = ["tok-c"]
+        routes = [{ category = "group_channel:*", topic = "chat.groups" }]
+        "#;
+    let c = load_str(Some(text), &minimal()).expect("valid");
+    let ids: Vec<(&str, &str, &str)> = c
+        .sources
+        .list
+        .iter()
+        .map(|s| (s.provider, s.id.as_str(), s.topic_prefix.as_str()))
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            ("sendbird", "APP-1", "sendbird."),
+            ("sendbird", "App-2", "sendbird.")
+        ]
+    );
+    assert_eq!(c.sources.list[1].routes[0].topic.as_str(), "chat.groups");
+    let topics = PROVIDERS.all_topics(&c.sources).expect("topics");
+    assert!(topics.iter().any(|t| t.as_str() == "chat.groups"));
+    assert!(topics.iter().any(|t| t.as_str() == "sendbird.dlq"));
+}
+
+#[test]
+fn every_problem_with_sources_is_reported_with_its_place() {
+    let text = r#"
+        [[sources]]
+        provider = "carrier-pigeon"
+        id = "x"
+        [[sources]]
+        provider = "sendbird"
+        id = "has space"
+        secrets = ["t"]
+        [[sources]]
+        provider = "sendbird"
+        id = "app-1"
+        secrets = ["t"]
+        [[sources]]
+        provider = "sendbird"
+        id = "no-secrets"
+        [[sources]]
+        provider = "sendbird"
+        id = "odd"
+        secrets = ["t"]
+        colour = "blue"
+        topic_prefix = "bad prefix "
+        routes = [{ category = "a*b", topic = "t" }]
+        "#;
+    let text = load_str(Some(text), &minimal())
+        .expect_err("invalid")
+        .to_string();
+    for needle in [
+        "sources[0].provider: \"carrier-pigeon\" is not one of sendbird, stream, standard",
+        "sources[1].id: may contain only",
+        "sendbird source app-1 is configured twice",
+        "sources[3]: sendbird source no-secrets has no secrets",
+        "sources[4]: unknown setting `colour`",
+        "sources[4].topic_prefix",
+        "sources[4].routes[0].category",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn secrets_in_sources_are_checked_by_their_provider_and_never_printed() {
+    let text = r#"
+        [[sources]]
+        provider = "sendbird"
+        id = "B"
+        secrets = ["ok-token", "has s3cret space"]
+        "#;
+    let text = load_str(Some(text), &minimal())
+        .expect_err("invalid")
+        .to_string();
+    assert!(text.contains("sources[0].secrets: secret #2"), "{text}");
+    assert!(!text.contains("s3cret"), "{text}");
+}
+
+#[test]
+fn publish_timeout_stays_below_the_waiting_senders_timeout() {
+    let mut e = minimal();
+    e.insert("HOOKBRIDGE_PUBLISH_TIMEOUT".into(), "5s".into());
+    let text = load(None, &e).expect_err("too long").to_string();
+    assert!(
+        text.contains("below the 5s a sendbird sender waits"),
+        "{text}"
+    );
+}

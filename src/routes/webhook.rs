@@ -312,7 +312,14 @@ async fn process(
 
     // The record's bytes are reserved before it is built, at the bound a body of this size can
     // make; the exact size is checked again before encoding.
-    let bound = max_record_bytes_for(webhook.body().len());
+    // A decompressed body is a buffer of its own, and the record is built from it.
+    let content = webhook.content().len();
+    let decompressed = if webhook.was_decompressed() {
+        content
+    } else {
+        0
+    };
+    let bound = max_record_bytes_for(content) + decompressed;
     state
         .budget
         .grow_record(&mut held, bound, deadline)

@@ -7,5 +7,7 @@ mod inprocess;
 mod outage;
 mod rejection;
 mod shutdown;
+mod standard;
+mod stream;
 mod support;
 mod topics;

@@ -15,6 +15,7 @@ Anything missing is a failure with a clear message, never a skip.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -50,6 +51,14 @@ READY_TIMEOUT_S = 60
 CONSUME_TIMEOUT_S = 60
 
 CHANNEL_URL = "sendbird_group_channel_123"
+
+# The other providers, configured beside the Sendbird app through [[sources]].
+STREAM_ID = "py-stream"
+STREAM_SECRET = "pytest-stream-api-secret-" + secrets.token_hex(8)
+STREAM_API_KEY = "pytestkey1"
+STANDARD_ID = "py-standard"
+STANDARD_KEY = secrets.token_bytes(24)
+STANDARD_SECRET = "whsec_" + base64.b64encode(STANDARD_KEY).decode("ascii")
 
 # Bodies as Sendbird writes them: compact JSON, "/" escaped as "\/", non-ASCII as \u escapes such as \u00e9.
 # (Raw strings: the backslashes are part of the bytes on the wire.)
@@ -218,6 +227,25 @@ def gateway():
         HOOKBRIDGE_TOPIC_PARTITIONS="3",
         HOOKBRIDGE_LOG_FORMAT="text",
     )
+    config_path = Path(tempfile.gettempdir()) / f"hookbridge-{run_id}.toml"
+    config_path.write_text(
+        f"""
+[[sources]]
+provider = "stream"
+id = "{STREAM_ID}"
+secrets = ["{STREAM_SECRET}"]
+api_key = "{STREAM_API_KEY}"
+topic_prefix = "{prefix}stream."
+
+[[sources]]
+provider = "standard"
+id = "{STANDARD_ID}"
+secrets = ["{STANDARD_SECRET}"]
+key_pointer = "/data/channel_id"
+topic_prefix = "{prefix}standard."
+"""
+    )
+    env["HOOKBRIDGE_CONFIG"] = str(config_path)
     log_path = Path(tempfile.gettempdir()) / f"hookbridge-{run_id}.log"
     log = open(log_path, "wb")
     proc = subprocess.Popen(
@@ -471,6 +499,82 @@ def test_consumer_teams_decode_published_events(gateway: Gateway,
     actor = v.get("actor")
     if isinstance(actor, dict):
         assert actor.get("user_id") == "bob"
+
+
+def test_consumer_teams_decode_every_providers_records(gateway: Gateway,
+                                                       registry_client: SchemaRegistryClient):
+    """One webhook from Stream Chat and one from a Standard Webhooks sender, each signed its own
+    way, read back with the stock AvroDeserializer from each provider's topics."""
+    base = f"http://{gateway.http_addr}/webhooks"
+    stream_body = (
+        b'{"type":"message.new","cid":"messaging:py-general","channel_type":"messaging",'
+        b'"channel_id":"py-general","message":{"id":"m-1","text":"hi","type":"regular",'
+        b'"user":{"id":"amy"}},"user":{"id":"amy","role":"user"},'
+        b'"created_at":"2026-11-30T10:00:00.123456Z"}'
+    )
+    stream_id = "py-" + secrets.token_hex(8)
+    status, answer = http(
+        "POST", f"{base}/stream/{STREAM_ID}", stream_body,
+        {
+            "Content-Type": "application/json",
+            "X-Signature": hmac.new(STREAM_SECRET.encode(), stream_body, hashlib.sha256).hexdigest(),
+            "X-Api-Key": STREAM_API_KEY,
+            "X-Webhook-Id": stream_id,
+            "X-Webhook-Attempt": "1",
+        },
+    )
+    assert status == 200, answer
+
+    standard_body = b'{"type":"invoice.paid","timestamp":"2026-11-30T10:00:00Z","data":{"channel_id":"c-9","amount":12}}'
+    msg_id = "msg_" + secrets.token_hex(8)
+    ts = int(time.time())
+    signed = f"{msg_id}.{ts}.".encode() + standard_body
+    signature = base64.b64encode(hmac.new(STANDARD_KEY, signed, hashlib.sha256).digest()).decode()
+    status, answer = http(
+        "POST", f"{base}/standard", standard_body,
+        {
+            "Content-Type": "application/json",
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(ts),
+            "webhook-signature": f"v1a,ignored v1,{signature}",
+        },
+    )
+    assert status == 200, answer
+
+    records = consume_all(
+        [gateway.topic("stream.message"), gateway.topic("standard.events")],
+        {stream_id, msg_id},
+        registry_client,
+    )
+    by_id = {r["value"]["event_id"]: r for r in records}
+
+    stream = by_id[stream_id]
+    assert stream["topic"] == gateway.topic("stream.message")
+    assert stream["key"] == b"messaging:py-general"
+    value = stream["value"]
+    assert value["type"] == "message.new"
+    assert value["cid"] == "messaging:py-general"
+    assert value["source_id"] == STREAM_ID
+    assert value["raw_body"].encode() == stream_body
+    assert as_millis(value["occurred_at"]) == 1796032800123
+    headers = header_map(stream["headers"])
+    assert headers["hookbridge-source"] == b"stream"
+    assert headers["hookbridge-event-id"] == stream_id.encode()
+    assert headers["hookbridge-category"] == b"message.new"
+
+    standard = by_id[msg_id]
+    assert standard["topic"] == gateway.topic("standard.events")
+    assert standard["key"] == b"c-9"
+    value = standard["value"]
+    assert value["event_type"] == "invoice.paid"
+    assert value["source_id"] == STANDARD_ID
+    assert value["key"] == "c-9"
+    assert value["raw_body"].encode() == standard_body
+    assert value["data"] == '{"channel_id":"c-9","amount":12}'
+    assert as_millis(value["occurred_at"]) == ts * 1000
+    headers = header_map(standard["headers"])
+    assert headers["hookbridge-source"] == b"standard"
+    assert headers["hookbridge-event-id"] == msg_id.encode()
 
 
 def test_gateway_exits_cleanly_on_sigterm(gateway: Gateway):

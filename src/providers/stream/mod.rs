@@ -51,8 +51,6 @@ pub const STREAM_TIMEOUT: Duration = Duration::from_secs(6);
 pub const DEFAULT_PREFIX: &str = "stream.";
 /// The longest `X-Webhook-Id` taken as the event id.
 const MAX_DELIVERY_ID: usize = 128;
-/// What every gzip stream starts with; the verifier decompresses exactly such bodies.
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// A Stream app's API secret, the HMAC key. Never printed.
 #[derive(Clone, PartialEq, Eq)]
@@ -259,7 +257,7 @@ impl Source for StreamSource {
     fn build(&self, webhook: &VerifiedWebhook) -> Built {
         // The record holds the signed JSON; for a compressed body that is the decompressed
         // content. Dead letters keep the body as received (the caller writes `webhook.body()`).
-        let compressed = webhook.body().starts_with(&GZIP_MAGIC);
+        let compressed = webhook.was_decompressed();
         // UTF-8 is checked once here; the text serves both the parse and the record's raw_body.
         let parsed = std::str::from_utf8(webhook.content())
             .map_err(|_| PoisonReason::NotUtf8)
@@ -329,6 +327,9 @@ impl Source for StreamSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What every gzip stream starts with; the verifier decompresses exactly such bodies.
+    const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
     use crate::avro::split_frame;
     use crate::providers::{HEADER_APP_ID, HEADER_EVENT_ID, HEADER_SOURCE};
     use apache_avro::reader::datum::GenericDatumReader;
@@ -533,20 +534,20 @@ mod tests {
         let body = br#"{"type":"message.read"}"#;
         let sig = secret("s").sign(body);
         let id = "123e4567-e89b-12d3-a456-426614174000";
-        let long = "x".repeat(129);
-        let longest = "x".repeat(128);
-        let cases: Vec<(Vec<(&'static str, &str)>, Option<&str>)> = vec![
-            (vec![("x-webhook-id", id)], Some(id)),
-            (vec![("x-webhook-id", &longest)], Some(&longest)),
-            (vec![], None),
-            (vec![("x-webhook-id", "")], None),
-            (vec![("x-webhook-id", "has space")], None),
-            (vec![("x-webhook-id", &long)], None),
-            (vec![("x-webhook-id", id), ("x-webhook-id", id)], None),
+        let (long, longest) = ("x".repeat(129), "x".repeat(128));
+        // The X-Webhook-Id values sent, and the event id they make (None: the body's digest).
+        let cases: [(&[&str], Option<&str>); 7] = [
+            (&[id], Some(id)),
+            (&[longest.as_str()], Some(longest.as_str())),
+            (&[], None),
+            (&[""], None),
+            (&["has space"], None),
+            (&[long.as_str()], None),
+            (&[id, id], None),
         ];
-        for (extra, want) in cases {
+        for (ids, want) in cases {
             let mut pairs = vec![("x-signature", sig.as_str())];
-            pairs.extend(extra.iter().copied());
+            pairs.extend(ids.iter().map(|v| (DELIVERY_ID_HEADER, *v)));
             let webhook = receive(&source, &headers(&pairs), body).expect("verified");
             let expected = match want {
                 Some(id) => id.to_owned(),
@@ -555,7 +556,7 @@ mod tests {
                     hex::encode(Sha256::digest(body))
                 }
             };
-            assert_eq!(webhook.event_id(), expected, "{extra:?}");
+            assert_eq!(webhook.event_id(), expected, "{ids:?}");
         }
         // Not UTF-8 in a header value that is otherwise well-formed for HTTP.
         let mut h = headers(&[("x-signature", &sig)]);
