@@ -1,8 +1,9 @@
 //! hookbridge: verified webhooks into Kafka as Avro, answered only once the broker has them.
 //!
 //! One generic request path and one folder per sender. Dependencies point down: the handler
-//! ([`routes`]) and start-up ([`startup`]) use the [`providers`]; the providers use the generic
-//! parts below them; nothing outside [`providers`] names a vendor.
+//! ([`http`]) and start-up ([`startup`]) use the [`providers`]; the providers use the generic
+//! parts below them ([`sink`], [`verify`], [`config`], ...); nothing outside [`providers`] names a
+//! vendor.
 //!
 //! - [`providers`]: the provider seam and its registry; one folder per provider (verify, parse,
 //!   route, schema, encode).
@@ -11,26 +12,22 @@
 //! - [`verify`]: HMAC-SHA256 over the raw bytes as they arrive; the only place a
 //!   [`verify::VerifiedWebhook`] is made.
 //! - [`topic`]: topic names and routing overrides.
-//! - [`avro`]: Avro binary primitives and the Confluent framing.
-//! - [`registry`]: the Confluent-compatible schema registry client (start-up and `schemas check`).
-//! - [`kafka`]: the idempotent producer, the [`kafka::Publisher`] seam, topic creation, broker health.
+//! - [`sink`]: the idempotent producer, the [`sink::kafka::Publisher`] seam, topic creation,
+//!   broker health; the Confluent-compatible registry client; Avro primitives and framing.
 //! - [`http`]: the public listener (header and idle timeouts, connection cap), the byte budget
-//!   bodies and records draw from, and the client address.
+//!   bodies and records draw from, the client address, the one webhook handler and the admin
+//!   endpoints (`/livez`, `/readyz`, `/metrics`).
 //! - [`json`]: lenient, bounded JSON reading for typed views (no whole tree, no depth limit).
-//! - [`routes`]: the webhook handler and the admin endpoints (`/livez`, `/readyz`, `/metrics`).
 //! - [`startup`]: builds the application from a config and bound listeners; runs until shutdown.
 //! - [`telemetry`]: logging and the Prometheus recorder.
 //! - [`error`]: the API error type and its stable HTTP mapping.
 
-pub mod avro;
 pub mod config;
 pub mod error;
 pub mod http;
 pub mod json;
-pub mod kafka;
 pub mod providers;
-pub mod registry;
-pub mod routes;
+pub mod sink;
 pub mod startup;
 pub mod telemetry;
 pub mod topic;

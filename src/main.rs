@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 
 use hookbridge::config::{Config, RegistryConfig, Secret};
 use hookbridge::providers::{PROVIDERS, Provider, SchemaFile, SignedHeaders};
-use hookbridge::registry::{Compatibility, RegistryClient};
+use hookbridge::sink::registry::{Compatibility, RegistryClient};
 use hookbridge::startup::Application;
 use hookbridge::telemetry;
 use hookbridge::topic::TopicName;

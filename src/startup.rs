@@ -15,10 +15,10 @@ use tokio::time::Instant;
 
 use crate::config::{Config, RegistryConfig};
 use crate::http::listener::ListenerLimits;
-use crate::kafka::{self, BrokerHealth, KafkaPublisher, Publisher};
+use crate::http::{AdminState, WebhookState, admin_router, webhook_router};
 use crate::providers::{BuildContext, PROVIDERS, SchemaFile};
-use crate::registry::RegistryClient;
-use crate::routes::{AdminState, WebhookState, admin_router, webhook_router};
+use crate::sink::kafka::{self, BrokerHealth, KafkaPublisher, Publisher};
+use crate::sink::registry::RegistryClient;
 use crate::telemetry;
 use crate::topic::TopicName;
 

@@ -28,7 +28,7 @@ use figment::value::Dict;
 use crate::config::{
     Catalog, Limits, Secret, SourceConfig, SourceDraft, SourceId, SourcesConfig, gather_secrets,
 };
-use crate::kafka::OutRecord;
+use crate::sink::kafka::OutRecord;
 use crate::topic::TopicName;
 use crate::verify::{Expectation, HmacKey, KeySet, SignatureError, VerifiedWebhook};
 

@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hookbridge::config::Config;
-use hookbridge::kafka::{BoxFuture, BrokerHealth, Delivered, OutRecord, PublishError, Publisher};
 use hookbridge::providers::PROVIDERS;
+use hookbridge::sink::kafka::{
+    BoxFuture, BrokerHealth, Delivered, OutRecord, PublishError, Publisher,
+};
 use hookbridge::startup::Application;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;

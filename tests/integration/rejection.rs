@@ -312,3 +312,64 @@ async fn schemas_check_reports_new_compatible_and_incompatible_subjects() {
         "{stdout}"
     );
 }
+
+#[tokio::test]
+async fn schemas_check_with_a_config_covers_every_sources_topics_with_its_own_schema() {
+    let _shared = BROKER_LOCK.read().await;
+    let stack = stack().await;
+    let prefix = unique_prefix("schemacfg");
+    let config = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(
+        config.path(),
+        format!(
+            r#"
+kafka_brokers = "{kafka}"
+schema_registry_url = "{registry}"
+topic_prefix = "{prefix}sb."
+[[apps]]
+app_id = "A"
+api_tokens = ["t"]
+[[sources]]
+provider = "stream"
+id = "chat"
+secrets = ["s"]
+topic_prefix = "{prefix}st."
+[[sources]]
+provider = "standard"
+id = "billing"
+secrets = ["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+topic_prefix = "{prefix}sw."
+"#,
+            kafka = stack.bootstrap,
+            registry = stack.registry_url,
+        ),
+    )
+    .expect("write config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookbridge"))
+        .args(["schemas", "check", "--registry-url", &stack.registry_url])
+        .arg("--config")
+        .arg(config.path())
+        .env_remove("HOOKBRIDGE_TOPIC_PREFIX")
+        .output()
+        .expect("run schemas check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    for topic in [
+        "sb.group_channel",
+        "sb.other",
+        "st.message",
+        "st.reaction",
+        "st.other",
+        "sw.events",
+    ] {
+        assert!(
+            stdout.contains(&format!("new subject     {prefix}{topic}-value")),
+            "{topic} missing from:\n{stdout}"
+        );
+    }
+    assert!(
+        !stdout.contains("dlq"),
+        "dead letters hold raw bytes:\n{stdout}"
+    );
+}

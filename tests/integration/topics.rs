@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use hookbridge::config::Config;
-use hookbridge::kafka::undersized_topics;
 use hookbridge::providers::PROVIDERS;
+use hookbridge::sink::kafka::undersized_topics;
 use hookbridge::topic::TopicName;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};

@@ -26,7 +26,7 @@ use super::{
     SourceTopics, check_common, keys_of, record_headers, unknown_options,
 };
 use crate::config::{Secret, SourceConfig, SourceDraft, SourceId};
-use crate::kafka::{OutRecord, wire_size};
+use crate::sink::kafka::{OutRecord, wire_size};
 use crate::topic::TopicName;
 use crate::verify::{
     Expectation, HmacKey, KeySet, SignatureError, VerifiedWebhook, decode_hex_signature,

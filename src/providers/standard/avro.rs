@@ -5,8 +5,8 @@ use std::sync::OnceLock;
 
 use apache_avro::Schema;
 
-use crate::avro::{Sink, framed, framed_len, long, opt_long, opt_str, parse_schema, string};
 use crate::providers::SchemaFile;
+use crate::sink::avro::{Sink, framed, framed_len, long, opt_long, opt_str, parse_schema, string};
 
 /// The schema file every Standard Webhooks event topic's `<topic>-value` subject holds.
 pub static SCHEMA: SchemaFile = SchemaFile {
@@ -77,7 +77,7 @@ fn write_envelope(out: &mut impl Sink, e: &Envelope<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::avro::split_frame;
+    use crate::sink::avro::split_frame;
     use apache_avro::reader::datum::GenericDatumReader;
     use apache_avro::types::Value;
 

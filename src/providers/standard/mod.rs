@@ -26,7 +26,7 @@ use super::{
 };
 use crate::config::{SourceConfig, SourceDraft, SourceId};
 use crate::json;
-use crate::kafka::{OutRecord, wire_size};
+use crate::sink::kafka::{OutRecord, wire_size};
 use crate::topic::{RouteOverride, TopicName, override_for};
 use crate::verify::{Expectation, HmacKey, KeySet, SignatureError, VerifiedWebhook};
 
@@ -330,9 +330,9 @@ mod tests {
     use apache_avro::types::Value;
 
     use super::*;
-    use crate::avro::split_frame;
     use crate::config::{Config, ConfigErrors};
     use crate::providers::{HEADER_APP_ID, HEADER_EVENT_ID, HEADER_SOURCE, PROVIDERS};
+    use crate::sink::avro::split_frame;
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const ID: &str = "msg_2Fq7kZ0pQ1";

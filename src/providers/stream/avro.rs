@@ -6,11 +6,11 @@ use std::sync::OnceLock;
 use apache_avro::Schema;
 
 use super::event::{Member, Message, Reaction, StreamEvent, User};
-use crate::avro::{
+use crate::providers::SchemaFile;
+use crate::sink::avro::{
     Counter, HEADER_LEN, Sink, array, boolean, long, opt_long, opt_str, optional, parse_schema,
     string, write_header,
 };
-use crate::providers::SchemaFile;
 
 /// The schema file every Stream event topic's `<topic>-value` subject holds.
 pub static SCHEMA: SchemaFile = SchemaFile {
@@ -126,7 +126,7 @@ fn write_event(out: &mut impl Sink, r: &EventRecord<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::avro::split_frame;
+    use crate::sink::avro::split_frame;
     use apache_avro::reader::datum::GenericDatumReader;
     use apache_avro::types::Value;
 

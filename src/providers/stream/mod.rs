@@ -27,7 +27,7 @@ use super::{
     SourceTopics, check_common, keys_of, record_headers, unknown_options,
 };
 use crate::config::{Secret, SourceConfig, SourceDraft, SourceId};
-use crate::kafka::{OutRecord, wire_size};
+use crate::sink::kafka::{OutRecord, wire_size};
 use crate::topic::TopicName;
 use crate::verify::{
     Content, Expectation, HmacKey, KeySet, SignatureError, VerifiedWebhook, decode_hex_signature,
@@ -330,8 +330,8 @@ mod tests {
 
     /// What every gzip stream starts with; the verifier decompresses exactly such bodies.
     const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-    use crate::avro::split_frame;
     use crate::providers::{HEADER_APP_ID, HEADER_EVENT_ID, HEADER_SOURCE};
+    use crate::sink::avro::split_frame;
     use apache_avro::reader::datum::GenericDatumReader;
     use apache_avro::types::Value as Avro;
     use figment::value::Dict;

@@ -12,7 +12,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use serde_json::json;
 
-use crate::kafka::BrokerHealth;
+use crate::sink::kafka::BrokerHealth;
 use crate::telemetry;
 
 #[derive(Default)]

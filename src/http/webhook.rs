@@ -27,8 +27,8 @@ use crate::config::{EdgeLimits, Limits, max_record_bytes_for};
 use crate::error::ApiError;
 use crate::http::budget::{ByteBudget, Reservation};
 use crate::http::client::{PerClient, client_addr};
-use crate::kafka::{OutRecord, PublishError, Publisher, wire_size};
 use crate::providers::{Built, HEADER_DLQ_REASON, Source, record_headers};
+use crate::sink::kafka::{OutRecord, PublishError, Publisher, wire_size};
 use crate::telemetry;
 use crate::verify::{SignatureError, VerifiedWebhook, Verifier};
 
