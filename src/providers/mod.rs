@@ -19,16 +19,19 @@ pub mod stream;
 mod config_tests;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use apache_avro::Schema;
 use axum::http::HeaderMap;
+use bytes::Bytes;
 use figment::value::Dict;
 
 use crate::config::{
     Catalog, Limits, Secret, SourceConfig, SourceDraft, SourceId, SourcesConfig, gather_secrets,
 };
-use crate::sink::kafka::OutRecord;
+use crate::sink::avro::parse_schema;
+use crate::sink::kafka::{OutRecord, wire_size};
 use crate::topic::TopicName;
 use crate::verify::{Expectation, HmacKey, KeySet, SignatureError, VerifiedWebhook};
 
@@ -50,11 +53,30 @@ pub const DLQ_TOO_LARGE: &str = "record_too_large";
 /// Header names and values a sender puts on a request.
 pub type SignedHeaders = Vec<(&'static str, String)>;
 
-/// A schema file from `schemas/`, embedded at build time.
+/// A schema file from `schemas/`, embedded at build time and parsed on first use.
 #[derive(Debug)]
 pub struct SchemaFile {
     pub path: &'static str,
     pub json: &'static str,
+    parsed: OnceLock<Result<Schema, String>>,
+}
+
+impl SchemaFile {
+    pub const fn new(path: &'static str, json: &'static str) -> Self {
+        SchemaFile {
+            path,
+            json,
+            parsed: OnceLock::new(),
+        }
+    }
+
+    /// The parsed schema, kept for the life of the process.
+    pub fn schema(&self) -> Result<&Schema, String> {
+        self.parsed
+            .get_or_init(|| parse_schema(self.path, self.json))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
 }
 
 /// The topics one source writes.
@@ -160,6 +182,66 @@ pub trait Source: Send + Sync + 'static {
     fn build(&self, webhook: &VerifiedWebhook) -> Built;
     /// Where bodies that cannot become records go.
     fn dlq_topic(&self) -> &TopicName;
+}
+
+/// Where a parsed body goes, as a provider's router says.
+pub struct Routed<'a> {
+    pub topic: &'a TopicName,
+    pub key: Option<String>,
+    /// The category or event type: the `hookbridge-category` header when present.
+    pub category: Option<String>,
+    /// Bounded metrics label.
+    pub family: &'static str,
+}
+
+/// The record of a routed body, if it fits `max_record_bytes`: the headers every record carries
+/// plus the category, and the value `encode` writes once `value_len` (its exact length, from a
+/// length pass) showed it fits. A record that cannot be sent is never built: its raw body is
+/// dead-lettered (`record_too_large`) instead, since retrying cannot fix it.
+pub fn sized_record(
+    source: &dyn Source,
+    webhook: &VerifiedWebhook,
+    routed: Routed<'_>,
+    max_record_bytes: usize,
+    value_len: usize,
+    encode: impl FnOnce() -> Vec<u8>,
+) -> Built {
+    let mut headers = record_headers(source, webhook);
+    if let Some(category) = &routed.category {
+        headers.push((HEADER_CATEGORY, category.as_bytes().to_vec()));
+    }
+    let size = wire_size(routed.key.as_deref(), value_len, &headers);
+    if size > max_record_bytes {
+        tracing::error!(
+            record_bytes = size,
+            limit = max_record_bytes,
+            "record larger than the producer limit; dead-lettering the raw body"
+        );
+        return Built::DeadLetter {
+            reason: DLQ_TOO_LARGE,
+            category: routed.category,
+        };
+    }
+    Built::Event {
+        record: OutRecord {
+            topic: routed.topic.as_str().to_owned(),
+            key: routed.key,
+            value: Bytes::from(encode()),
+            headers,
+            timestamp_ms: webhook.received_at_ms(),
+        },
+        category: routed.category.unwrap_or_default(),
+        family: routed.family,
+    }
+}
+
+/// An authentic body that cannot become a record: dead-lettered with `reason`.
+pub fn poison(reason: &'static str, category: Option<String>) -> Built {
+    tracing::warn!(
+        reason,
+        "authentic body cannot become a record; dead-lettering it"
+    );
+    Built::DeadLetter { reason, category }
 }
 
 /// The headers every record of `source` carries.

@@ -2,30 +2,25 @@
 //! view in the schema's field order (checked against the schema by the tests).
 
 use std::collections::BTreeMap;
-use std::sync::OnceLock;
 
 use apache_avro::Schema;
 
 use super::event::{Channel, Member, Message, SendbirdEvent, User};
 use crate::providers::SchemaFile;
 use crate::sink::avro::{
-    Counter, HEADER_LEN, Sink, array, len, long, opt_bool, opt_long, opt_str, optional,
-    parse_schema, string, write_header,
+    Counter, HEADER_LEN, Sink, array, len, long, opt_bool, opt_long, opt_str, optional, string,
+    write_header,
 };
 
 /// The schema file every Sendbird event topic's `<topic>-value` subject holds.
-pub static SCHEMA: SchemaFile = SchemaFile {
-    path: "schemas/sendbird_event.avsc",
-    json: include_str!("../../../schemas/sendbird_event.avsc"),
-};
+pub static SCHEMA: SchemaFile = SchemaFile::new(
+    "schemas/sendbird_event.avsc",
+    include_str!("../../../schemas/sendbird_event.avsc"),
+);
 
 /// The event schema, parsed on first use and kept for the life of the process.
 pub fn event_schema() -> Result<&'static Schema, String> {
-    static PARSED: OnceLock<Result<Schema, String>> = OnceLock::new();
-    PARSED
-        .get_or_init(|| parse_schema(SCHEMA.path, SCHEMA.json))
-        .as_ref()
-        .map_err(Clone::clone)
+    SCHEMA.schema()
 }
 
 /// What one record is made of besides the typed view.

@@ -15,18 +15,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use bytes::Bytes;
 
 pub use avro::{EventEncoder, EventRecord};
 pub use event::{Channel, Member, Message, PoisonReason, SendbirdEvent, User};
 pub use routing::{Family, Route, Router};
 
 use super::{
-    BuildContext, Built, DLQ_TOO_LARGE, HEADER_CATEGORY, Provider, SchemaFile, Source,
-    SourceTopics, check_common, keys_of, record_headers, unknown_options,
+    BuildContext, Built, Provider, Routed, SchemaFile, Source, SourceTopics, check_common, keys_of,
+    poison, sized_record, unknown_options,
 };
 use crate::config::{Secret, SourceConfig, SourceDraft, SourceId};
-use crate::sink::kafka::{OutRecord, wire_size};
 use crate::topic::TopicName;
 use crate::verify::{
     Expectation, HmacKey, KeySet, SignatureError, VerifiedWebhook, decode_hex_signature,
@@ -217,20 +215,7 @@ impl Source for SendbirdSource {
             .and_then(|text| Ok((text, SendbirdEvent::parse_str(text, self.max_typed_items)?)));
         let (raw_body, event) = match parsed {
             Ok(parsed) => parsed,
-            Err(reason) => {
-                tracing::warn!(
-                    reason = reason.code(),
-                    "authentic body cannot be parsed; dead-lettering it"
-                );
-                return Built::DeadLetter {
-                    reason: reason.code(),
-                    category: None,
-                };
-            }
-        };
-        let dead_letter = |reason| Built::DeadLetter {
-            reason,
-            category: Some(event.category.clone()),
+            Err(reason) => return poison(reason.code(), None),
         };
         if let Some(body_app) = event.app_id.as_deref()
             && !body_app.eq_ignore_ascii_case(self.id.as_str())
@@ -239,9 +224,9 @@ impl Source for SendbirdSource {
             // look, and retrying cannot change it.
             tracing::warn!(
                 body_app_id = body_app,
-                "body names another app than the route; dead-lettering it"
+                "body names another app than the route"
             );
-            return dead_letter(DLQ_APP_MISMATCH);
+            return poison(DLQ_APP_MISMATCH, Some(event.category.clone()));
         }
         let route = self.router.route(&event);
         let Some(&schema_id) = self.schema_ids.get(route.topic) else {
@@ -254,32 +239,21 @@ impl Source for SendbirdSource {
             raw_body,
             event: &event,
         };
-        let mut headers = record_headers(self, webhook);
-        headers.push((HEADER_CATEGORY, event.category.as_bytes().to_vec()));
-        // The size is known before the record is built: a record that cannot be sent is never made.
-        let value_len = self.encoder.encoded_len(&record);
-        let size = wire_size(route.key.as_deref(), value_len, &headers);
-        if size > self.max_record_bytes {
-            // Retrying cannot fix it; keep the authentic bytes for a human instead of losing them.
-            tracing::error!(
-                record_bytes = size,
-                limit = self.max_record_bytes,
-                "record larger than the producer limit; dead-lettering the raw body"
-            );
-            return dead_letter(DLQ_TOO_LARGE);
-        }
-        let value = self.encoder.encode(schema_id, &record);
-        Built::Event {
-            record: OutRecord {
-                topic: route.topic.as_str().to_owned(),
-                key: route.key,
-                value: Bytes::from(value),
-                headers,
-                timestamp_ms: webhook.received_at_ms(),
-            },
-            category: event.category.clone(),
+        let routed = Routed {
+            topic: route.topic,
+            key: route.key,
+            category: Some(event.category.clone()),
             family: route.family.label(),
-        }
+        };
+        let value_len = self.encoder.encoded_len(&record);
+        sized_record(
+            self,
+            webhook,
+            routed,
+            self.max_record_bytes,
+            value_len,
+            || self.encoder.encode(schema_id, &record),
+        )
     }
 
     fn dlq_topic(&self) -> &TopicName {

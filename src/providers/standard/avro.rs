@@ -1,26 +1,20 @@
 //! The Standard Webhooks envelope record: `schemas/standard_envelope.avsc`, written field by
 //! field in the schema's order (checked against the schema by the tests).
 
-use std::sync::OnceLock;
-
 use apache_avro::Schema;
 
 use crate::providers::SchemaFile;
-use crate::sink::avro::{Sink, framed, framed_len, long, opt_long, opt_str, parse_schema, string};
+use crate::sink::avro::{Sink, framed, framed_len, long, opt_long, opt_str, string};
 
 /// The schema file every Standard Webhooks event topic's `<topic>-value` subject holds.
-pub static SCHEMA: SchemaFile = SchemaFile {
-    path: "schemas/standard_envelope.avsc",
-    json: include_str!("../../../schemas/standard_envelope.avsc"),
-};
+pub static SCHEMA: SchemaFile = SchemaFile::new(
+    "schemas/standard_envelope.avsc",
+    include_str!("../../../schemas/standard_envelope.avsc"),
+);
 
 /// The envelope schema, parsed on first use and kept for the life of the process.
 pub fn envelope_schema() -> Result<&'static Schema, String> {
-    static PARSED: OnceLock<Result<Schema, String>> = OnceLock::new();
-    PARSED
-        .get_or_init(|| parse_schema(SCHEMA.path, SCHEMA.json))
-        .as_ref()
-        .map_err(Clone::clone)
+    SCHEMA.schema()
 }
 
 /// One record's fields.

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use bytes::Bytes;
 use serde_json::value::RawValue;
 
 pub use avro::{Envelope, EnvelopeEncoder};
@@ -21,12 +20,11 @@ pub use options::{Options, Pointer};
 pub use signature::SigningSecret;
 
 use super::{
-    BuildContext, Built, DLQ_TOO_LARGE, HEADER_CATEGORY, Provider, SchemaFile, Source,
-    SourceTopics, check_common, keys_of, record_headers, unknown_options,
+    BuildContext, Built, Provider, Routed, SchemaFile, Source, SourceTopics, check_common, keys_of,
+    poison, sized_record, unknown_options,
 };
 use crate::config::{SourceConfig, SourceDraft, SourceId};
 use crate::json;
-use crate::sink::kafka::{OutRecord, wire_size};
 use crate::topic::{RouteOverride, TopicName, override_for};
 use crate::verify::{Expectation, HmacKey, KeySet, SignatureError, VerifiedWebhook};
 
@@ -249,25 +247,18 @@ impl Source for StandardSource {
     }
 
     fn build(&self, webhook: &VerifiedWebhook) -> Built {
-        let dead_letter = |reason, category| {
-            tracing::warn!(
-                reason,
-                "authentic body cannot become a record; dead-lettering it"
-            );
-            Built::DeadLetter { reason, category }
-        };
         let Ok(raw_body) = std::str::from_utf8(webhook.body()) else {
-            return dead_letter(DLQ_NOT_UTF8, None);
+            return poison(DLQ_NOT_UTF8, None);
         };
         let Some(parsed) = self.parse(raw_body) else {
-            return dead_letter(DLQ_NOT_JSON, None);
+            return poison(DLQ_NOT_JSON, None);
         };
         if parsed
             .event_type
             .as_ref()
             .is_some_and(|t| t.len() > MAX_EVENT_TYPE_LEN)
         {
-            return dead_letter(DLQ_EVENT_TYPE_TOO_LONG, None);
+            return poison(DLQ_EVENT_TYPE_TOO_LONG, None);
         }
         let event_type = parsed.event_type.as_deref();
         let topic = self.topics.topic_for(event_type);
@@ -284,37 +275,21 @@ impl Source for StandardSource {
             raw_body,
             data: parsed.data.map(RawValue::get),
         };
-        let mut headers = record_headers(self, webhook);
-        if let Some(t) = event_type {
-            headers.push((HEADER_CATEGORY, t.as_bytes().to_vec()));
-        }
-        // The size is known before the record is built: a record that cannot be sent is never made.
-        let value_len = self.encoder.encoded_len(&envelope);
-        let size = wire_size(envelope.key, value_len, &headers);
-        if size > self.max_record_bytes {
-            // Retrying cannot fix it; keep the authentic bytes for a human instead of losing them.
-            tracing::error!(
-                record_bytes = size,
-                limit = self.max_record_bytes,
-                "record larger than the producer limit; dead-lettering the raw body"
-            );
-            return Built::DeadLetter {
-                reason: DLQ_TOO_LARGE,
-                category: parsed.event_type.clone(),
-            };
-        }
-        let value = self.encoder.encode(schema_id, &envelope);
-        Built::Event {
-            record: OutRecord {
-                topic: topic.as_str().to_owned(),
-                key: parsed.key.clone(),
-                value: Bytes::from(value),
-                headers,
-                timestamp_ms: webhook.received_at_ms(),
-            },
-            category: parsed.event_type.clone().unwrap_or_default(),
+        let routed = Routed {
+            topic,
+            key: parsed.key.clone(),
+            category: parsed.event_type.clone(),
             family: FAMILY,
-        }
+        };
+        let value_len = self.encoder.encoded_len(&envelope);
+        sized_record(
+            self,
+            webhook,
+            routed,
+            self.max_record_bytes,
+            value_len,
+            || self.encoder.encode(schema_id, &envelope),
+        )
     }
 
     fn dlq_topic(&self) -> &TopicName {
@@ -331,8 +306,11 @@ mod tests {
 
     use super::*;
     use crate::config::{Config, ConfigErrors};
-    use crate::providers::{HEADER_APP_ID, HEADER_EVENT_ID, HEADER_SOURCE, PROVIDERS};
+    use crate::providers::{
+        DLQ_TOO_LARGE, HEADER_APP_ID, HEADER_CATEGORY, HEADER_EVENT_ID, HEADER_SOURCE, PROVIDERS,
+    };
     use crate::sink::avro::split_frame;
+    use crate::sink::kafka::OutRecord;
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     const ID: &str = "msg_2Fq7kZ0pQ1";

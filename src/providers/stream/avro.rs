@@ -1,30 +1,24 @@
 //! The Stream event record: `schemas/stream_event.avsc`, written straight from the typed view
 //! in the schema's field order (checked against the schema by the tests).
 
-use std::sync::OnceLock;
-
 use apache_avro::Schema;
 
 use super::event::{Member, Message, Reaction, StreamEvent, User};
 use crate::providers::SchemaFile;
 use crate::sink::avro::{
-    Counter, HEADER_LEN, Sink, array, boolean, long, opt_long, opt_str, optional, parse_schema,
-    string, write_header,
+    Counter, HEADER_LEN, Sink, array, boolean, long, opt_long, opt_str, optional, string,
+    write_header,
 };
 
 /// The schema file every Stream event topic's `<topic>-value` subject holds.
-pub static SCHEMA: SchemaFile = SchemaFile {
-    path: "schemas/stream_event.avsc",
-    json: include_str!("../../../schemas/stream_event.avsc"),
-};
+pub static SCHEMA: SchemaFile = SchemaFile::new(
+    "schemas/stream_event.avsc",
+    include_str!("../../../schemas/stream_event.avsc"),
+);
 
 /// The event schema, parsed on first use and kept for the life of the process.
 pub fn event_schema() -> Result<&'static Schema, String> {
-    static PARSED: OnceLock<Result<Schema, String>> = OnceLock::new();
-    PARSED
-        .get_or_init(|| parse_schema(SCHEMA.path, SCHEMA.json))
-        .as_ref()
-        .map_err(Clone::clone)
+    SCHEMA.schema()
 }
 
 /// What one record is made of besides the typed view.

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
-use bytes::Bytes;
 use figment::value::Value;
 
 pub use avro::{EventEncoder, EventRecord};
@@ -23,11 +22,10 @@ pub use event::{Member, Message, PoisonReason, Reaction, StreamEvent, User};
 pub use routing::{Family, Route, Router};
 
 use super::{
-    BuildContext, Built, DLQ_TOO_LARGE, HEADER_CATEGORY, Provider, SchemaFile, Source,
-    SourceTopics, check_common, keys_of, record_headers, unknown_options,
+    BuildContext, Built, Provider, Routed, SchemaFile, Source, SourceTopics, check_common, keys_of,
+    poison, sized_record, unknown_options,
 };
 use crate::config::{Secret, SourceConfig, SourceDraft, SourceId};
-use crate::sink::kafka::{OutRecord, wire_size};
 use crate::topic::TopicName;
 use crate::verify::{
     Content, Expectation, HmacKey, KeySet, SignatureError, VerifiedWebhook, decode_hex_signature,
@@ -264,17 +262,7 @@ impl Source for StreamSource {
             .and_then(|text| Ok((text, StreamEvent::parse_str(text, self.max_typed_items)?)));
         let (raw_body, event) = match parsed {
             Ok(parsed) => parsed,
-            Err(reason) => {
-                tracing::warn!(
-                    reason = reason.code(),
-                    compressed,
-                    "authentic body cannot be parsed; dead-lettering it"
-                );
-                return Built::DeadLetter {
-                    reason: reason.code(),
-                    category: None,
-                };
-            }
+            Err(reason) => return poison(reason.code(), None),
         };
         let route = self.router.route(&event);
         let Some(&schema_id) = self.schema_ids.get(route.topic) else {
@@ -288,35 +276,21 @@ impl Source for StreamSource {
             compressed,
             event: &event,
         };
-        let mut headers = record_headers(self, webhook);
-        headers.push((HEADER_CATEGORY, event.event_type.as_bytes().to_vec()));
-        // The size is known before the record is built: a record that cannot be sent is never made.
-        let value_len = self.encoder.encoded_len(&record);
-        let size = wire_size(route.key.as_deref(), value_len, &headers);
-        if size > self.max_record_bytes {
-            // Retrying cannot fix it; keep the authentic bytes for a human instead of losing them.
-            tracing::error!(
-                record_bytes = size,
-                limit = self.max_record_bytes,
-                "record larger than the producer limit; dead-lettering the raw body"
-            );
-            return Built::DeadLetter {
-                reason: DLQ_TOO_LARGE,
-                category: Some(event.event_type.clone()),
-            };
-        }
-        let value = self.encoder.encode(schema_id, &record);
-        Built::Event {
-            record: OutRecord {
-                topic: route.topic.as_str().to_owned(),
-                key: route.key,
-                value: Bytes::from(value),
-                headers,
-                timestamp_ms: webhook.received_at_ms(),
-            },
-            category: event.event_type.clone(),
+        let routed = Routed {
+            topic: route.topic,
+            key: route.key,
+            category: Some(event.event_type.clone()),
             family: route.family.label(),
-        }
+        };
+        let value_len = self.encoder.encoded_len(&record);
+        sized_record(
+            self,
+            webhook,
+            routed,
+            self.max_record_bytes,
+            value_len,
+            || self.encoder.encode(schema_id, &record),
+        )
     }
 
     fn dlq_topic(&self) -> &TopicName {
@@ -327,11 +301,13 @@ impl Source for StreamSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::providers::{
+        DLQ_TOO_LARGE, HEADER_APP_ID, HEADER_CATEGORY, HEADER_EVENT_ID, HEADER_SOURCE,
+    };
+    use crate::sink::avro::split_frame;
 
     /// What every gzip stream starts with; the verifier decompresses exactly such bodies.
     const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-    use crate::providers::{HEADER_APP_ID, HEADER_EVENT_ID, HEADER_SOURCE};
-    use crate::sink::avro::split_frame;
     use apache_avro::reader::datum::GenericDatumReader;
     use apache_avro::types::Value as Avro;
     use figment::value::Dict;
