@@ -12,10 +12,10 @@ use std::sync::OnceLock;
 
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
-use hookbridge::avro::split_frame;
 use hookbridge::providers::sendbird::avro::{EventEncoder, EventRecord, event_schema};
 use hookbridge::providers::sendbird::event::DEFAULT_MAX_TYPED_ITEMS;
 use hookbridge::providers::sendbird::{Channel, Member, Message, SendbirdEvent, User};
+use hookbridge::sink::avro::split_frame;
 use libfuzzer_sys::arbitrary::{Result, Unstructured};
 use libfuzzer_sys::fuzz_target;
 

@@ -13,7 +13,9 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use hookbridge::providers::sendbird::event::{DEFAULT_MAX_TYPED_ITEMS, MAX_CATEGORY_BYTES, PoisonReason};
+use hookbridge::providers::sendbird::event::{
+    DEFAULT_MAX_TYPED_ITEMS, MAX_CATEGORY_BYTES, PoisonReason,
+};
 use hookbridge::providers::sendbird::{Channel, Member, Message, SendbirdEvent, User};
 use libfuzzer_sys::fuzz_target;
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};

@@ -185,13 +185,8 @@ fuzz_target!(|data: &[u8]| {
     // The verified webhook carries the body byte for byte.
     let app: AppId = "FUZZ-APP";
     let received_at = i64::from_le_bytes(ctrl);
-    let verified = verify_webhook(
-        &tokens,
-        body,
-        Some(sig.as_bytes()),
-        received_at,
-    )
-    .expect("a correctly signed body verifies");
+    let verified = verify_webhook(&tokens, body, Some(sig.as_bytes()), received_at)
+        .expect("a correctly signed body verifies");
     assert_eq!(&verified.body()[..], body);
     assert_eq!(verified.source_id(), app);
     assert_eq!(verified.received_at_ms(), received_at);
@@ -208,22 +203,12 @@ fuzz_target!(|data: &[u8]| {
             verify_signature(&tokens, &tampered, Some(sig.as_bytes())),
             Err(SignatureError::Mismatch)
         );
-        let err = verify_webhook(
-            &tokens,
-            &tampered,
-            Some(sig.as_bytes()),
-            received_at,
-        )
-        .expect_err("tampered body");
+        let err = verify_webhook(&tokens, &tampered, Some(sig.as_bytes()), received_at)
+            .expect_err("tampered body");
         assert_eq!(err, SignatureError::Mismatch);
         let resigned = token.sign(&tampered);
-        let other = verify_webhook(
-            &tokens,
-            &tampered,
-            Some(resigned.as_bytes()),
-            received_at,
-        )
-        .expect("re-signed body verifies");
+        let other = verify_webhook(&tokens, &tampered, Some(resigned.as_bytes()), received_at)
+            .expect("re-signed body verifies");
         assert_ne!(other.event_id(), id);
     }
 
