@@ -73,6 +73,70 @@ mod architecture {
         rel.split('/').next().unwrap_or(rel).trim_end_matches(".rs")
     }
 
+    /// The code without test items: a `#[cfg(test)] mod x;` line goes, and a `#[cfg(test)] mod
+    /// x { … }` ends the code (test modules close their files).
+    fn without_tests(text: &str) -> String {
+        let mut out = String::new();
+        let mut lines = text.lines();
+        while let Some(line) = lines.next() {
+            if line.trim() == "#[cfg(test)]" {
+                match lines.next().map(str::trim) {
+                    Some(item) if item.starts_with("mod ") && item.ends_with(';') => continue,
+                    _ => break,
+                }
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The top-level modules `code` names as `crate::x`, also inside `crate::{x, y::z}`.
+    fn dependencies(code: &str) -> BTreeSet<String> {
+        let ident = |s: &str| -> String {
+            s.trim_start()
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect()
+        };
+        let mut found = BTreeSet::new();
+        for (i, _) in code.match_indices("crate::") {
+            let rest = &code[i + "crate::".len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                // Top-level names only: those not nested in a further brace.
+                let mut depth = 0;
+                let mut start = 0;
+                for (j, c) in group.char_indices() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => {
+                            found.insert(ident(&group[start..j]));
+                            break;
+                        }
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => {
+                            found.insert(ident(&group[start..j]));
+                            start = j + 1;
+                        }
+                        _ => {}
+                    }
+                }
+            } else {
+                found.insert(ident(rest));
+            }
+        }
+        found.remove("");
+        found
+    }
+
+    #[test]
+    fn the_dependency_scan_sees_grouped_imports_and_skips_tests() {
+        let code = "use crate::{config::{A, B}, sink};\nuse crate::topic::T;\n#[cfg(test)]\nmod config_tests;\nuse crate::verify;\n#[cfg(test)]\nmod tests {\n    use crate::http;\n}\n";
+        let deps = dependencies(&without_tests(code));
+        let names: Vec<&str> = deps.iter().map(String::as_str).collect();
+        assert_eq!(names, ["config", "sink", "topic", "verify"]);
+    }
+
     #[test]
     fn module_dependencies_have_no_cycle() {
         let mut edges: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
@@ -81,13 +145,8 @@ mod architecture {
             if from == "main" || from == "lib" {
                 continue;
             }
-            let code = text.split("#[cfg(test)]").next().unwrap_or("");
-            for (i, _) in code.match_indices("crate::") {
-                let to: String = code[i + 7..]
-                    .chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect();
-                if !to.is_empty() && to != from {
+            for to in dependencies(&without_tests(&text)) {
+                if to != from {
                     edges.entry(from.clone()).or_default().insert(to);
                 }
             }

@@ -86,8 +86,9 @@ enum SchemasCommand {
         /// The gateway's configuration file: check every configured source's topics.
         #[arg(long, env = "HOOKBRIDGE_CONFIG")]
         config: Option<PathBuf>,
-        /// Check the topics a source with this prefix writes (the default prefix when neither
-        /// this nor a configuration file is given).
+        /// Without a configuration file: check the topics the default provider's source with
+        /// this prefix writes (its default prefix when not given). With one, the file's
+        /// settings (and HOOKBRIDGE_* variables) name the topics and this is not used.
         #[arg(long, env = "HOOKBRIDGE_TOPIC_PREFIX")]
         topic_prefix: Option<String>,
         /// Basic-auth user for the registry.
@@ -354,19 +355,28 @@ fn subjects_to_check(
             Config::from_sources(Some(path), &env, &PROVIDERS).map_err(|e| e.to_string())?;
         topics.extend(PROVIDERS.event_topics(&config.sources)?);
     }
-    if config.is_none() || prefix.is_some() {
+    if config.is_none() {
         topics.extend(PROVIDERS.prefix_topics(prefix.as_deref())?);
     }
     let default_schema = PROVIDERS.default_provider().schema();
     for topic in extra {
         topics.push((TopicName::parse(&topic)?, default_schema));
     }
-    let mut subjects: Vec<(String, &'static SchemaFile)> = topics
-        .into_iter()
-        .map(|(t, schema)| (t.value_subject(), schema))
-        .collect();
+    let mut subjects: Vec<(String, &'static SchemaFile)> = Vec::new();
+    for (topic, schema) in topics {
+        let subject = topic.value_subject();
+        match subjects.iter().find(|(s, _)| *s == subject) {
+            Some((_, other)) if other.path != schema.path => {
+                return Err(format!(
+                    "{subject} would have to hold both {} and {}",
+                    other.path, schema.path
+                ));
+            }
+            Some(_) => {}
+            None => subjects.push((subject, schema)),
+        }
+    }
     subjects.sort_by(|a, b| a.0.cmp(&b.0));
-    subjects.dedup_by(|a, b| a.0 == b.0);
     Ok(subjects)
 }
 

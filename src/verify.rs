@@ -206,28 +206,42 @@ impl Verifier {
         matched
     }
 
-    /// The verified webhook, once the whole body arrived and matched a key.
+    /// When the signed content is the body decompressed: the size it inflates to, as the gzip
+    /// trailer says (checked again while inflating), so the caller can reserve that room first
+    /// and inflate off the async workers. `None` when the body itself is signed. A gzip body
+    /// that would inflate past the limit is refused here, before any work.
+    pub fn inflated_size(&self) -> Result<Option<usize>, SignatureError> {
+        match self.expectation.content {
+            Content::BodyOrGunzipped { max_bytes } if self.body.starts_with(&GZIP_MAGIC) => {
+                let size = gzip_trailer_size(&self.body).ok_or(SignatureError::BadEncoding)?;
+                if size > max_bytes {
+                    return Err(SignatureError::BadEncoding);
+                }
+                Ok(Some(size))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The verified webhook, once the whole body arrived and matched a key. For a gzip body
+    /// ([`Verifier::inflated_size`] is `Some`) this inflates it first: milliseconds of CPU for
+    /// large bodies, so callers run it on the blocking pool.
     pub fn finish(
         self,
         source_id: &str,
         received_at_ms: i64,
     ) -> Result<VerifiedWebhook, SignatureError> {
+        let inflated = self.inflated_size()?;
         let body = self.body.freeze();
-        let gzip_limit = match self.expectation.content {
-            Content::BodyOrGunzipped { max_bytes } if body.starts_with(&[0x1f, 0x8b]) => {
-                Some(max_bytes)
-            }
-            _ => None,
-        };
-        let content = match gzip_limit {
+        let content = match inflated {
             None => {
                 if !Self::matches(self.macs, &self.expectation.signatures) {
                     return Err(SignatureError::Mismatch);
                 }
                 body.clone()
             }
-            Some(max_bytes) => {
-                let content = gunzip(&body, max_bytes)?;
+            Some(size) => {
+                let content = gunzip(&body, size)?;
                 let macs = self
                     .keys
                     .iter()
@@ -251,7 +265,7 @@ impl Verifier {
         };
         Ok(VerifiedWebhook {
             source_id: source_id.to_owned(),
-            decompressed: gzip_limit.is_some(),
+            decompressed: inflated.is_some(),
             body,
             content,
             event_id,
@@ -261,18 +275,37 @@ impl Verifier {
     }
 }
 
-/// Decompresses a gzip body, refusing more than `max_bytes` of output (a small body may expand
-/// enormously).
-fn gunzip(body: &[u8], max_bytes: usize) -> Result<Bytes, SignatureError> {
-    let mut out = Vec::new();
-    let limit = u64::try_from(max_bytes)
-        .unwrap_or(u64::MAX)
-        .saturating_add(1);
-    flate2::read::GzDecoder::new(body)
+/// What every gzip member starts with (RFC 1952: ID1, ID2).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// The uncompressed size a gzip body's trailer states (ISIZE, the size modulo 2^32), when the
+/// body is long enough to have one.
+fn gzip_trailer_size(body: &[u8]) -> Option<usize> {
+    let trailer: [u8; 4] = body.get(body.len().checked_sub(4)?..)?.try_into().ok()?;
+    usize::try_from(u32::from_le_bytes(trailer)).ok()
+}
+
+/// Decompresses a gzip body into exactly `size` bytes, the size its trailer states.
+///
+/// Only what the signature covers may reach Kafka, and the body is kept as received, so the
+/// unsigned parts of a gzip body are held to the fixed ones: one member and nothing after it
+/// (trailing bytes would otherwise ride along unverified), and no optional header fields (file
+/// name, comment, extra field, header CRC: RFC 1952's FLG must be 0, as gzip writers set it by
+/// default). What is left unsigned is the fixed header (method, mtime, XFL, OS); the decoder
+/// checks the trailer's CRC-32 and size against the content.
+fn gunzip(body: &[u8], size: usize) -> Result<Bytes, SignatureError> {
+    const FLG: usize = 3;
+    if body.get(FLG) != Some(&0) {
+        return Err(SignatureError::BadEncoding);
+    }
+    let mut out = Vec::with_capacity(size);
+    let mut decoder = flate2::bufread::GzDecoder::new(body);
+    let limit = u64::try_from(size).unwrap_or(u64::MAX).saturating_add(1);
+    (&mut decoder)
         .take(limit)
         .read_to_end(&mut out)
         .map_err(|_| SignatureError::BadEncoding)?;
-    if out.len() > max_bytes {
+    if out.len() != size || !decoder.into_inner().is_empty() {
         return Err(SignatureError::BadEncoding);
     }
     Ok(Bytes::from(out))
@@ -462,6 +495,54 @@ mod tests {
             VerifiedWebhook::verify("s", keys(&["secret"]), small, &gz, 1).err(),
             Some(SignatureError::BadEncoding)
         );
+    }
+
+    #[test]
+    fn only_a_plain_single_gzip_member_is_taken() {
+        use std::io::Write;
+        let json = br#"{"type":"message.new"}"#;
+        let gzip = |name: Option<&str>| {
+            let mut builder = flate2::GzBuilder::new();
+            if let Some(name) = name {
+                builder = builder.filename(name);
+            }
+            let mut gz = builder.write(Vec::new(), flate2::Compression::default());
+            gz.write_all(json).expect("gzip");
+            gz.finish().expect("gzip")
+        };
+        let key = HmacKey::new(*b"secret");
+        let mut e = Expectation::body(key.sign(&[json]));
+        e.content = Content::BodyOrGunzipped { max_bytes: 1024 };
+        let verify =
+            |body: &[u8]| VerifiedWebhook::verify("s", keys(&["secret"]), e.clone(), body, 1);
+        let plain = gzip(None);
+        assert!(verify(&plain).is_ok());
+        // Unsigned bytes after the member, a second member, or an optional header field (here a
+        // file name) would reach the dead-letter topic unverified: refused.
+        let mut trailing = plain.clone();
+        trailing.extend_from_slice(b"unsigned");
+        let mut two = plain.clone();
+        two.extend_from_slice(&plain);
+        for body in [trailing, two, gzip(Some("x.json"))] {
+            assert_eq!(verify(&body).err(), Some(SignatureError::BadEncoding));
+        }
+        // A trailer that states another size than the content has.
+        let mut lying = plain.clone();
+        let n = lying.len();
+        lying[n - 4] ^= 1;
+        assert_eq!(verify(&lying).err(), Some(SignatureError::BadEncoding));
+        // The stated size is known before any work, and past the limit nothing is inflated.
+        let mut v = Verifier::new(keys(&["secret"]), e.clone(), 0);
+        v.update(&plain);
+        assert_eq!(v.inflated_size(), Ok(Some(json.len())));
+        let mut small = e.clone();
+        small.content = Content::BodyOrGunzipped { max_bytes: 4 };
+        let mut v = Verifier::new(keys(&["secret"]), small, 0);
+        v.update(&plain);
+        assert_eq!(v.inflated_size(), Err(SignatureError::BadEncoding));
+        let mut v = Verifier::new(keys(&["secret"]), e, 0);
+        v.update(&[0x1f, 0x8b, 8]);
+        assert_eq!(v.inflated_size(), Err(SignatureError::BadEncoding));
     }
 
     #[test]

@@ -192,8 +192,8 @@ enum EnvKind {
     Boolean,
 }
 
-/// The environment variables read, `HOOKBRIDGE_` + the key in upper case, besides those of the
-/// catalog's legacy keys (read as text). Only these are read: Kubernetes injects service-link
+/// The environment variables read, `HOOKBRIDGE_` + the key in upper case, besides the catalog's
+/// legacy ones (read as text). Only these are read: Kubernetes injects service-link
 /// variables such as `HOOKBRIDGE_PORT` for a Service named `hookbridge`, and those must not
 /// break start-up.
 const ENV_KEYS: &[(&str, EnvKind)] = &[
@@ -295,10 +295,12 @@ impl Config {
         }
         let mut errors = Vec::new();
         let legacy_keys = catalog.legacy_keys();
-        let env_keys = ENV_KEYS
-            .iter()
-            .copied()
-            .chain(legacy_keys.iter().map(|k| (*k, EnvKind::Text)));
+        let env_keys = ENV_KEYS.iter().copied().chain(
+            catalog
+                .legacy_env_keys()
+                .into_iter()
+                .map(|k| (k, EnvKind::Text)),
+        );
         for (key, kind) in env_keys {
             let var = format!("HOOKBRIDGE_{}", key.to_ascii_uppercase());
             let Some(value) = env.get(&var) else { continue };

@@ -133,17 +133,19 @@ pub fn check_routes(
 pub trait Catalog {
     /// The providers' names, as `[[sources]] provider` takes them.
     fn names(&self) -> Vec<&'static str>;
-    /// Settings (top-level keys, lower case) a provider owns: older single-provider forms. Their
-    /// `HOOKBRIDGE_<KEY>` variables are read as text.
+    /// Settings (top-level keys, lower case) a provider owns: older single-provider forms.
     fn legacy_keys(&self) -> Vec<&'static str>;
+    /// Those of the legacy keys also read from `HOOKBRIDGE_<KEY>` variables, as text.
+    fn legacy_env_keys(&self) -> Vec<&'static str>;
     /// Turns the legacy settings into sources, reporting every problem.
     fn legacy_sources(&self, legacy: &Dict, errors: &mut Vec<String>) -> Vec<SourceConfig>;
     /// The checked source of one `[[sources]]` entry (`setting` names it in messages), or
-    /// `None` after reporting why not.
+    /// `None` after reporting why not. The legacy settings may supply defaults.
     fn check_source(
         &self,
         setting: &str,
         draft: SourceDraft,
+        legacy: &Dict,
         errors: &mut Vec<String>,
     ) -> Option<SourceConfig>;
     /// How long a provider's sender waits for an answer: publishing must finish sooner.
@@ -201,7 +203,7 @@ pub(super) fn check(
             routes,
             options: raw.options.into_iter().collect(),
         };
-        if let Some(source) = catalog.check_source(&setting, draft, errors) {
+        if let Some(source) = catalog.check_source(&setting, draft, legacy, errors) {
             list.push(source);
         }
     }

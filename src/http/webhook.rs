@@ -304,9 +304,31 @@ async fn process(
         deadline,
     )
     .await?;
-    let webhook = verifier
-        .finish(source.id().as_str(), received_at_ms)
-        .map_err(unauthorized)?;
+    let webhook = match verifier.inflated_size().map_err(unauthorized)? {
+        None => verifier
+            .finish(source.id().as_str(), received_at_ms)
+            .map_err(unauthorized)?,
+        Some(size) => {
+            // The signed content is the body decompressed: its buffer is held like body bytes,
+            // reserved before it exists, and inflating takes CPU: off the async workers.
+            state
+                .budget
+                .grow_body(&mut held, size, deadline)
+                .await
+                .map_err(|_| {
+                    tracing::warn!(size, "buffered-bytes budget exhausted before decompressing");
+                    ApiError::Unavailable("request buffer full")
+                })?;
+            let id = source.id().as_str().to_owned();
+            tokio::task::spawn_blocking(move || verifier.finish(&id, received_at_ms))
+                .await
+                .map_err(|e| {
+                    tracing::error!(error = %e, "verifying the decompressed body failed");
+                    ApiError::Internal
+                })?
+                .map_err(unauthorized)?
+        }
+    };
     let span = tracing::Span::current();
     span.record("event_id", webhook.event_id());
 
@@ -329,7 +351,7 @@ async fn process(
             ApiError::Unavailable("request buffer full")
         })?;
     // Parsing and encoding a large body takes milliseconds of CPU: off the async workers.
-    let built = if webhook.body().len() >= BLOCKING_BUILD_BYTES {
+    let built = if webhook.content().len() >= BLOCKING_BUILD_BYTES {
         let (source, webhook) = (source.clone(), webhook.clone());
         tokio::task::spawn_blocking(move || source.build(&webhook))
             .await

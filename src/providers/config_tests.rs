@@ -452,3 +452,54 @@ fn publish_timeout_stays_below_the_waiting_senders_timeout() {
         "{text}"
     );
 }
+
+#[test]
+fn the_top_level_prefix_and_routes_apply_to_sendbird_sources_as_to_every_app() {
+    let text = r#"
+        topic_prefix = "chat."
+        [[routes]]
+        category = "group_channel:message_*"
+        topic = "chat.messages"
+        [[sources]]
+        provider = "sendbird"
+        id = "S"
+        secrets = ["t"]
+        routes = [{ category = "group_channel:message_read", topic = "chat.reads" }]
+        [[sources]]
+        provider = "sendbird"
+        id = "T"
+        secrets = ["t"]
+        topic_prefix = "own."
+        "#;
+    let c = load_str(
+        Some(text),
+        &env(&[
+            ("HOOKBRIDGE_KAFKA_BROKERS", "k:9092"),
+            ("HOOKBRIDGE_SCHEMA_REGISTRY_URL", "http://r"),
+        ]),
+    )
+    .expect("valid");
+    let [s, t] = c.sources.list.as_slice() else {
+        panic!("two sources")
+    };
+    assert_eq!(s.topic_prefix, "chat.");
+    assert_eq!(t.topic_prefix, "own.");
+    let topics: Vec<&str> = s.routes.iter().map(|r| r.topic.as_str()).collect();
+    assert_eq!(
+        topics,
+        ["chat.reads", "chat.messages"],
+        "the entry's own routes first"
+    );
+}
+
+#[test]
+fn only_the_variables_read_before_are_read() {
+    let mut e = minimal();
+    // Not variables before [[sources]] either: a value here must not break start-up.
+    e.insert("HOOKBRIDGE_APPS".into(), "whatever".into());
+    e.insert("HOOKBRIDGE_ROUTES".into(), "whatever".into());
+    e.insert("HOOKBRIDGE_SOURCES".into(), "whatever".into());
+    e.insert("HOOKBRIDGE_TOPIC_PREFIX".into(), "env.".into());
+    let c = load(None, &e).expect("valid");
+    assert_eq!(c.sources.list[0].topic_prefix, "env.");
+}

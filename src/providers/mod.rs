@@ -114,14 +114,20 @@ pub trait Provider: Sync + 'static {
     /// Parses one secret into the HMAC key it stands for.
     fn key(&self, secret: &str) -> Result<HmacKey, &'static str>;
     /// Checks a `[[sources]]` entry of this provider: its own settings, its secrets, its prefix.
+    /// `legacy` holds this provider's older top-level settings, which may supply defaults.
     fn check_source(
         &self,
         setting: &str,
         draft: SourceDraft,
+        legacy: &Dict,
         errors: &mut Vec<String>,
     ) -> Option<SourceConfig>;
     /// Older top-level settings this provider owns.
     fn legacy_keys(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// Those of the legacy settings that are also read from `HOOKBRIDGE_<KEY>` variables.
+    fn legacy_env_keys(&self) -> &'static [&'static str] {
         &[]
     }
     /// The sources the older settings describe.
@@ -333,19 +339,21 @@ impl Registry {
         self.0[0]
     }
 
-    /// Event topics with their schema for every provider that names its topics by a prefix
-    /// alone (`hookbridge schemas check --topic-prefix`).
+    /// The default provider's event topics under `prefix` (its default prefix when `None`), with
+    /// their schema (`hookbridge schemas check` without a configuration file).
     pub fn prefix_topics(
         &self,
         prefix: Option<&str>,
     ) -> Result<Vec<(TopicName, &'static SchemaFile)>, String> {
-        let mut topics = Vec::new();
-        for provider in self.0 {
-            if let Some(found) = provider.prefix_topics(prefix) {
-                topics.extend(found?.events.into_iter().map(|t| (t, provider.schema())));
-            }
+        let provider = self.default_provider();
+        match provider.prefix_topics(prefix) {
+            Some(found) => Ok(found?
+                .events
+                .into_iter()
+                .map(|t| (t, provider.schema()))
+                .collect()),
+            None => Ok(Vec::new()),
         }
-        Ok(topics)
     }
 
     fn provider_of(&self, source: &SourceConfig) -> Result<&'static dyn Provider, String> {
@@ -448,17 +456,17 @@ impl Catalog for Registry {
             .collect()
     }
 
+    fn legacy_env_keys(&self) -> Vec<&'static str> {
+        self.0
+            .iter()
+            .flat_map(|p| p.legacy_env_keys().iter().copied())
+            .collect()
+    }
+
     fn legacy_sources(&self, legacy: &Dict, errors: &mut Vec<String>) -> Vec<SourceConfig> {
         self.0
             .iter()
-            .flat_map(|p| {
-                let mine: Dict = legacy
-                    .iter()
-                    .filter(|(k, _)| p.legacy_keys().contains(&k.as_str()))
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                p.legacy_sources(&mine, errors)
-            })
+            .flat_map(|p| p.legacy_sources(&legacy_of(*p, legacy), errors))
             .collect()
     }
 
@@ -466,10 +474,11 @@ impl Catalog for Registry {
         &self,
         setting: &str,
         draft: SourceDraft,
+        legacy: &Dict,
         errors: &mut Vec<String>,
     ) -> Option<SourceConfig> {
-        self.get(&draft.provider)?
-            .check_source(setting, draft, errors)
+        let provider = self.get(&draft.provider)?;
+        provider.check_source(setting, draft, &legacy_of(provider, legacy), errors)
     }
 
     fn sender_timeout(&self, provider: &str) -> Option<Duration> {
@@ -492,6 +501,15 @@ impl Catalog for Registry {
         }
         hint
     }
+}
+
+/// The legacy settings `provider` owns.
+fn legacy_of(provider: &dyn Provider, legacy: &Dict) -> Dict {
+    legacy
+        .iter()
+        .filter(|(k, _)| provider.legacy_keys().contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// A source whose secrets file is watched.

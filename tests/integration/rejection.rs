@@ -345,6 +345,36 @@ topic_prefix = "{prefix}sw."
         ),
     )
     .expect("write config");
+    // Each subject is checked against its own provider's schema: the Stream schema registered
+    // under a Stream topic is compatible, the Sendbird schema registered under another is not.
+    let register = |subject: String, schema: &'static str| {
+        let url = format!("{}/subjects/{subject}/versions", stack.registry_url);
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/vnd.schemaregistry.v1+json")
+                .json(&serde_json::json!({ "schema": schema }))
+                .send()
+                .await
+                .expect("registry");
+            assert!(
+                response.status().is_success(),
+                "{:?}",
+                response.text().await
+            );
+        }
+    };
+    let stream_schema = hookbridge::providers::PROVIDERS
+        .get("stream")
+        .expect("registered")
+        .schema()
+        .json;
+    let sendbird_schema = hookbridge::providers::PROVIDERS
+        .default_provider()
+        .schema()
+        .json;
+    register(format!("{prefix}st.message-value"), stream_schema).await;
+    register(format!("{prefix}st.user-value"), sendbird_schema).await;
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_hookbridge"))
         .args(["schemas", "check", "--registry-url", &stack.registry_url])
         .arg("--config")
@@ -354,11 +384,20 @@ topic_prefix = "{prefix}sw."
         .expect("run schemas check");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("compatible      {prefix}st.message-value")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!(
+            "INCOMPATIBLE    {prefix}st.user-value (schemas/stream_event.avsc)"
+        )),
+        "{stdout}"
+    );
     for topic in [
         "sb.group_channel",
         "sb.other",
-        "st.message",
         "st.reaction",
         "st.other",
         "sw.events",

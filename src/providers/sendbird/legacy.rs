@@ -17,7 +17,7 @@ use crate::config::{
 };
 use crate::topic::TopicName;
 
-/// The top-level settings (and, upper-cased after `HOOKBRIDGE_`, variables) read here.
+/// The top-level settings read here.
 pub const KEYS: &[&str] = &[
     "apps",
     "routes",
@@ -25,6 +25,8 @@ pub const KEYS: &[&str] = &[
     "sendbird_app_id",
     "sendbird_api_tokens",
 ];
+/// Those also read from the environment (`HOOKBRIDGE_` + upper case), as before `[[sources]]`.
+pub const ENV_KEYS: &[&str] = &["topic_prefix", "sendbird_app_id", "sendbird_api_tokens"];
 
 #[derive(Debug, Default, Deserialize, serde::Serialize)]
 #[serde(default)]
@@ -72,6 +74,17 @@ fn check_tokens<'a>(
         }
     }
     out
+}
+
+/// The top-level `topic_prefix` and `[[routes]]`, which Sendbird `[[sources]]` take as their
+/// defaults as every app did (problems with them are reported by [`sources`]).
+pub fn defaults(settings: &Dict) -> (Option<String>, Vec<crate::topic::RouteOverride>) {
+    let mut ignored = Vec::new();
+    let raw = read(settings, &mut ignored);
+    (
+        raw.topic_prefix,
+        check_routes("routes", raw.routes, &mut ignored),
+    )
 }
 
 /// The Sendbird sources the older settings describe.

@@ -97,18 +97,28 @@ impl Provider for Sendbird {
         ApiToken::parse(secret).map(|t| t.key())
     }
 
+    /// The top-level `topic_prefix` and `[[routes]]` apply here too, as they did to every app:
+    /// the entry's own prefix wins, and its own routes come first.
     fn check_source(
         &self,
         setting: &str,
-        draft: SourceDraft,
+        mut draft: SourceDraft,
+        legacy: &figment::value::Dict,
         errors: &mut Vec<String>,
     ) -> Option<SourceConfig> {
         unknown_options(setting, &draft.options, &[], errors);
-        check_common(self, setting, draft, DEFAULT_PREFIX.to_owned(), errors)
+        let (prefix, routes) = legacy::defaults(legacy);
+        draft.routes.extend(routes);
+        let prefix = prefix.unwrap_or_else(|| DEFAULT_PREFIX.to_owned());
+        check_common(self, setting, draft, prefix, errors)
     }
 
     fn legacy_keys(&self) -> &'static [&'static str] {
         legacy::KEYS
+    }
+
+    fn legacy_env_keys(&self) -> &'static [&'static str] {
+        legacy::ENV_KEYS
     }
 
     fn legacy_sources(

@@ -69,6 +69,7 @@ impl Provider for Standard {
         &self,
         setting: &str,
         draft: SourceDraft,
+        _legacy: &figment::value::Dict,
         errors: &mut Vec<String>,
     ) -> Option<SourceConfig> {
         unknown_options(setting, &draft.options, options::KNOWN, errors);

@@ -115,6 +115,7 @@ impl Provider for Stream {
         &self,
         setting: &str,
         draft: SourceDraft,
+        _legacy: &figment::value::Dict,
         errors: &mut Vec<String>,
     ) -> Option<SourceConfig> {
         unknown_options(setting, &draft.options, &[API_KEY_OPTION], errors);
@@ -679,6 +680,7 @@ mod tests {
             .check_source(
                 "sources[0]",
                 draft(&[(API_KEY_OPTION, Value::from("key123"))], &["s3cr3t"]),
+                &figment::value::Dict::new(),
                 &mut errors,
             )
             .expect("valid");
@@ -699,6 +701,7 @@ mod tests {
                 ],
                 &["bad secret", ""],
             ),
+            &figment::value::Dict::new(),
             &mut errors,
         );
         let all = errors.join("\n");
@@ -717,6 +720,7 @@ mod tests {
         Stream.check_source(
             "sources[2]",
             draft(&[(API_KEY_OPTION, Value::from(" "))], &[]),
+            &figment::value::Dict::new(),
             &mut errors,
         );
         let all = errors.join("\n");
