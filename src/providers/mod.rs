@@ -79,6 +79,23 @@ impl SchemaFile {
     }
 }
 
+/// One known event category, as a provider's router treats it (`hookbridge events`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct CatalogueEntry {
+    /// The category or event type, as the sender writes it.
+    pub category: String,
+    /// The family it belongs to: its topic's suffix and the metrics label.
+    pub family: &'static str,
+    /// The topic under the provider's default prefix.
+    pub topic: String,
+    /// How the record key is chosen, in words.
+    pub key: String,
+    /// Where `occurred_at` comes from and in which unit, in words; empty when it is not set.
+    pub occurred_at: String,
+    /// The typed fields of the record the category fills (besides the ones every record has).
+    pub typed_fields: Vec<String>,
+}
+
 /// The topics one source writes.
 #[derive(Debug, Clone)]
 pub struct SourceTopics {
@@ -151,6 +168,20 @@ pub trait Provider: Sync + 'static {
     /// for providers whose sources are named by prefix alone.
     fn prefix_topics(&self, _prefix: Option<&str>) -> Option<Result<SourceTopics, String>> {
         None
+    }
+    /// The provider's own command-line commands (`hookbridge <name> …`), such as a client of
+    /// its settings API; `None` when it has none.
+    fn command(&self) -> Option<clap::Command> {
+        None
+    }
+    /// Runs the provider's command with the arguments clap parsed for [`Provider::command`].
+    fn run_command(&self, _matches: &clap::ArgMatches) -> std::process::ExitCode {
+        std::process::ExitCode::from(2)
+    }
+    /// The event categories the provider knows, as its router treats them
+    /// (`hookbridge events`); read from the router's own tables, so it cannot drift.
+    fn catalogue(&self) -> Vec<CatalogueEntry> {
+        Vec::new()
     }
     /// The running source.
     fn source(
