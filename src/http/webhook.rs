@@ -114,10 +114,42 @@ impl WebhookState {
     }
 }
 
+/// The provider segment is a static one per configured provider, matched as sent (never
+/// percent-decoded); the id segment is decoded like any path parameter.
 pub fn webhook_router(state: Arc<WebhookState>) -> Router {
-    Router::new()
-        .route("/webhooks/{provider}", post(single_source))
-        .route("/webhooks/{provider}/{id}", post(by_id))
+    let mut providers: Vec<&'static str> = state.sources.keys().map(|(p, _)| *p).collect();
+    providers.sort_unstable();
+    providers.dedup();
+    let mut router = Router::new();
+    for provider in providers {
+        router = router
+            .route(
+                &format!("/webhooks/{provider}"),
+                post(
+                    move |State(state): State<Arc<WebhookState>>,
+                          ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                          headers: HeaderMap,
+                          body: Body| {
+                        let source = state.source(provider, None).cloned();
+                        handle(state, source, peer, headers, body)
+                    },
+                ),
+            )
+            .route(
+                &format!("/webhooks/{provider}/{{id}}"),
+                post(
+                    move |State(state): State<Arc<WebhookState>>,
+                          Path(id): Path<String>,
+                          ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                          headers: HeaderMap,
+                          body: Body| {
+                        let source = state.source(provider, Some(&id)).cloned();
+                        handle(state, source, peer, headers, body)
+                    },
+                ),
+            );
+    }
+    router
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(MapRequestLayer::new(sanitize_request_id))
         .with_state(state)
@@ -140,28 +172,6 @@ fn sanitize_request_id<B>(mut request: axum::http::Request<B>) -> axum::http::Re
         }
     }
     request
-}
-
-async fn single_source(
-    State(state): State<Arc<WebhookState>>,
-    Path(provider): Path<String>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let source = state.source(&provider, None).cloned();
-    handle(state, source, peer, headers, body).await
-}
-
-async fn by_id(
-    State(state): State<Arc<WebhookState>>,
-    Path((provider, id)): Path<(String, String)>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let source = state.source(&provider, Some(&id)).cloned();
-    handle(state, source, peer, headers, body).await
 }
 
 /// What a successful request produced.
