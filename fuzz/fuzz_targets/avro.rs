@@ -59,6 +59,10 @@ fn message(u: &mut Unstructured) -> Result<Message> {
         mentioned_user_ids: u.arbitrary()?,
         silent: u.arbitrary()?,
         sdk: u.arbitrary()?,
+        url: u.arbitrary()?,
+        filename: u.arbitrary()?,
+        content_type: u.arbitrary()?,
+        content_size: u.arbitrary()?,
     })
 }
 
@@ -359,6 +363,10 @@ fn decode_message(v: &Value) -> Message {
             .map(|ids| array(ids).iter().map(string).collect()),
         silent: f.opt_bool("silent"),
         sdk: f.opt_string("sdk"),
+        url: f.opt_string("url"),
+        filename: f.opt_string("filename"),
+        content_type: f.opt_string("content_type"),
+        content_size: f.opt_long("content_size"),
     }
 }
 

@@ -481,5 +481,9 @@ fn message(outer: &Obj, budget: &mut Budget, got: Option<&Message>) -> Option<Me
         mentioned_user_ids,
         silent: bool_field(got.map(|g| g.silent), get(outer, "silent")),
         sdk: as_str(get(outer, "sdk")),
+        url: as_str(get(payload, "url")),
+        filename: as_str(get(payload, "filename")),
+        content_type: as_str(get(payload, "content_type")),
+        content_size: as_i64(get(payload, "content_size")),
     })
 }

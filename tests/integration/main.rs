@@ -1,11 +1,13 @@
 //! Integration suite against a real Kafka broker and a real schema registry. See `support.rs`
 //! for where those come from; nothing here is mocked.
 
+mod catalogue;
 mod delivery;
 mod edge;
 mod inprocess;
 mod outage;
 mod rejection;
+mod sendbird_settings;
 mod shutdown;
 mod standard;
 mod stream;

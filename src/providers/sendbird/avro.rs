@@ -108,6 +108,10 @@ fn message(out: &mut impl Sink, m: &Message) {
     });
     opt_bool(out, m.silent);
     opt_str(out, m.sdk.as_deref());
+    opt_str(out, m.url.as_deref());
+    opt_str(out, m.filename.as_deref());
+    opt_str(out, m.content_type.as_deref());
+    opt_long(out, m.content_size);
 }
 
 fn member(out: &mut impl Sink, m: &Member) {
@@ -244,6 +248,66 @@ mod tests {
         assert_eq!(members.len(), 2);
     }
 
+    #[test]
+    fn a_file_messages_file_lands_in_the_message_record() {
+        let body = std::fs::read(format!(
+            "{}/tests/fixtures/sendbird/variants/group_channel__message_send.file.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .expect("fixture");
+        let event = SendbirdEvent::parse(&body).expect("parses");
+        let rec = EventRecord {
+            event_id: "id",
+            app_id: "A",
+            received_at_ms: 1,
+            raw_body: std::str::from_utf8(&body).expect("utf-8"),
+            event: &event,
+        };
+        let encoder = EventEncoder::new().expect("schema");
+        let bytes = encoder.encode(1, &rec);
+        assert_eq!(bytes.len(), encoder.encoded_len(&rec));
+        let (_, mut datum) = split_frame(&bytes).expect("framed");
+        let value = GenericDatumReader::builder(event_schema().expect("schema"))
+            .build()
+            .expect("reader")
+            .read_value(&mut datum)
+            .expect("decodes");
+        assert!(datum.is_empty(), "trailing bytes");
+        let Value::Record(fields) = value else {
+            panic!("not a record")
+        };
+        let Some((_, Value::Union(1, message))) = fields.iter().find(|(k, _)| k == "message")
+        else {
+            panic!("message")
+        };
+        let Value::Record(message) = message.as_ref() else {
+            panic!("message record")
+        };
+        let get = |name: &str| {
+            message
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        let some = |v: Value| Some(Value::Union(1, Box::new(v)));
+        assert_eq!(
+            get("url"),
+            some(Value::String(
+                "https://file-us-1.sendbird.com/8c5d1a2b3c4d4e6f/menu-caf\u{e9}.pdf".into()
+            ))
+        );
+        assert_eq!(
+            get("filename"),
+            some(Value::String("menu-caf\u{e9}.pdf".into()))
+        );
+        assert_eq!(
+            get("content_type"),
+            some(Value::String("application/pdf".into()))
+        );
+        assert_eq!(get("content_size"), some(Value::Long(48213)));
+        assert_eq!(get("type"), some(Value::String("FILE".into())));
+    }
+
     /// Every string field holds its own path and every list one item, so a field written in the
     /// wrong place decodes under another name and fails; the schema's reader is the oracle.
     #[test]
@@ -276,6 +340,9 @@ mod tests {
                 mention_type: s("message.mention_type"),
                 mentioned_user_ids: Some(vec!["message.mentioned_user_ids".into()]),
                 sdk: s("message.sdk"),
+                url: s("message.url"),
+                filename: s("message.filename"),
+                content_type: s("message.content_type"),
                 ..Message::default()
             }),
             members: Some(vec![Member {
@@ -342,6 +409,6 @@ mod tests {
         }
         let mut strings = 0;
         walk("", &value, &mut strings);
-        assert_eq!(strings, 34, "every string field was checked");
+        assert_eq!(strings, 37, "every string field was checked");
     }
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::value::RawValue;
 
+use super::catalogue;
 use crate::json::{self, Fields};
 
 /// Why an authentic body cannot be turned into an event; sent as the dead letter's reason.
@@ -80,6 +81,11 @@ pub struct Message {
     pub mentioned_user_ids: Option<Vec<String>>,
     pub silent: Option<bool>,
     pub sdk: Option<String>,
+    /// A FILE message's file: where it is, its name, MIME type and size in bytes.
+    pub url: Option<String>,
+    pub filename: Option<String>,
+    pub content_type: Option<String>,
+    pub content_size: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -131,7 +137,8 @@ const AFFECTED_FIELDS: &[&str] = &[
     "offending_user",
 ];
 
-/// Every top-level key the view reads: identity, the entities, and each category's timestamp.
+/// Every top-level key the view reads: identity, the entities, and each category's timestamp
+/// (the first segment of every path in [`catalogue::KNOWN`] and [`catalogue::GUESSES`]).
 const TOP_LEVEL: &[&str] = &[
     "category",
     "app_id",
@@ -197,7 +204,17 @@ const MEMBER: &[&str] = &[
     "push_trigger_option",
     "unread_message_count",
 ];
-const PAYLOAD: &[&str] = &["message_id", "message", "custom_type", "data", "created_at"];
+const PAYLOAD: &[&str] = &[
+    "message_id",
+    "message",
+    "custom_type",
+    "data",
+    "created_at",
+    "url",
+    "filename",
+    "content_type",
+    "content_size",
+];
 const REPORTED: &[&str] = &[
     "channel",
     "payload",
@@ -210,62 +227,9 @@ const REPORTED: &[&str] = &[
 ];
 
 /// Below this, a "milliseconds" value is really seconds (1e11 ms is March 1973; 1e11 s is the
-/// year 5138), so it is scaled. This guards against fields whose unit Sendbird never documented.
+/// year 5138), so it is scaled. This guards against fields whose unit Sendbird never documented,
+/// and reads message:report's created_at, documented in seconds, as milliseconds.
 const SECONDS_THRESHOLD: i64 = 100_000_000_000;
-
-/// Where a category keeps its own timestamp (first present wins). Field names come from
-/// Sendbird's webhook documentation; see tests/fixtures/sendbird/CATEGORIES.md for the evidence.
-/// Every first segment is in [`TOP_LEVEL`].
-fn timestamp_paths(category: &str) -> &'static [&'static [&'static str]] {
-    const CREATED: &[&[&str]] = &[&["created_at"]];
-    const PAYLOAD_CREATED: &[&[&str]] = &[&["payload", "created_at"]];
-    match category {
-        // message:report's created_at is documented in seconds; normalise_millis scales it (and
-        // would leave it alone should Sendbird switch to milliseconds).
-        "message:report"
-        | "group_channel:create"
-        | "open_channel:create"
-        | "group_channel:report"
-        | "open_channel:report"
-        | "user:report"
-        | "announcement:create_channels"
-        | "announcement:send_messages" => CREATED,
-        "group_channel:message_send" | "open_channel:message_send" | "profanity_filter:replace" => {
-            PAYLOAD_CREATED
-        }
-        // payload.created_at of an edit or deletion is the original send time, not this event's.
-        "group_channel:message_update" | "open_channel:message_update" => {
-            &[&["updated_at"], &["payload", "updated_at"]]
-        }
-        "group_channel:message_delete" | "open_channel:message_delete" => {
-            &[&["deleted_at"], &["payload", "deleted_at"]]
-        }
-        "group_channel:message_read" => &[&["read_updates", "0", "read_ts"]],
-        "group_channel:changed" => &[&["changed_at"]],
-        "group_channel:remove" | "open_channel:remove" => &[&["removed_at"]],
-        "group_channel:invite" => &[&["invited_at"]],
-        "group_channel:decline_invite" => &[&["declined_invite_at"]],
-        "group_channel:join" => &[&["joined_at"]],
-        "group_channel:leave" => &[&["left_at"]],
-        "group_channel:reaction_add" | "group_channel:reaction_delete" => &[&["ts"]],
-        "open_channel:enter" => &[&["entered_at"]],
-        "open_channel:exit" => &[&["exited_at"]],
-        "operators:register_by_operator" | "operators:unregister_by_operator" => {
-            &[&["requested_at"]]
-        }
-        "profanity_filter:moderate" => &[&["moderated_at"]],
-        "profanity_filter:block" | "image_moderation:block" => &[&["blocked_at"]],
-        "user:block" | "user:unblock" | "alert:user_message_rate_limit_exceeded" => &[],
-        // Categories without a known field: the usual top-level names, in this order.
-        _ => &[
-            &["created_at"],
-            &["updated_at"],
-            &["deleted_at"],
-            &["requested_at"],
-            &["ts"],
-        ],
-    }
-}
 
 /// Reads typed lists with a cap, noting what was left out. Besides each list's cap, all lists
 /// of one event share a budget of [`ITEMS_PER_EVENT`] caps, so that many capped lists (three
@@ -390,6 +354,10 @@ impl Reader {
             mentioned_user_ids,
             silent: json::bool(outer.get("silent")),
             sdk: json::string(outer.get("sdk")),
+            url: json::string(payload.get("url")),
+            filename: json::string(payload.get("filename")),
+            content_type: json::string(payload.get("content_type")),
+            content_size: json::int(payload.get("content_size")),
         })
     }
 }
@@ -474,7 +442,9 @@ impl SendbirdEvent {
             }))
         });
 
-        let occurred_at_ms = timestamp_paths(&category)
+        // Where the category keeps its own timestamp: catalogue::KNOWN (first present wins).
+        let occurred_at_ms = catalogue::occurred_at(&category)
+            .paths()
             .iter()
             .find_map(|p| {
                 let (first, rest) = p.split_first()?;
@@ -673,5 +643,177 @@ mod tests {
             }
         }
         assert!(n >= 52, "only {n} fixtures");
+    }
+
+    /// A further shape of a known category (`variants/<category file>.<fact>.json`): kept out
+    /// of the main folder, which holds one fixture per category.
+    fn variant(name: &str) -> Vec<u8> {
+        fixture(&format!("variants/{name}"))
+    }
+
+    #[test]
+    fn every_variant_parses_as_the_category_its_name_gives() {
+        let dir = format!(
+            "{}/tests/fixtures/sendbird/variants",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("variants dir") {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().and_then(|n| n.to_str()).expect("name");
+            let category = name.split('.').next().expect("stem").replace("__", ":");
+            let ev = SendbirdEvent::parse(&std::fs::read(&path).expect("read"))
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(ev.category, category, "{name}");
+            assert!(
+                catalogue::known(&category).is_some(),
+                "{name}: not a known category"
+            );
+            n += 1;
+        }
+        assert!(n >= 6, "only {n} variants");
+    }
+
+    #[test]
+    fn every_timestamp_path_starts_with_a_key_the_view_reads() {
+        let paths = catalogue::KNOWN
+            .iter()
+            .flat_map(|k| k.occurred_at.paths())
+            .chain(catalogue::GUESSES);
+        for path in paths {
+            assert!(TOP_LEVEL.contains(&path[0]), "{path:?}");
+        }
+    }
+
+    #[test]
+    fn group_channel_changed_reads_changed_at_else_created_at() {
+        let ev =
+            SendbirdEvent::parse(&variant("group_channel__changed.created_at")).expect("parses");
+        assert_eq!(ev.occurred_at_ms, Some(1718000150000));
+        let ev = SendbirdEvent::parse(&fixture("group_channel__changed")).expect("parses");
+        assert_eq!(ev.occurred_at_ms, Some(1718000100000));
+        let both = SendbirdEvent::parse(
+            br#"{"category":"group_channel:changed","created_at":1540867938000,"changed_at":1540867939000}"#,
+        )
+        .expect("parses");
+        assert_eq!(both.occurred_at_ms, Some(1540867939000));
+    }
+
+    #[test]
+    fn reactions_take_occurred_at_from_ts() {
+        for (name, ts) in [
+            ("group_channel__reaction_add", 1718000900000),
+            ("group_channel__reaction_delete", 1718000950000),
+        ] {
+            let ev = SendbirdEvent::parse(&fixture(name)).expect("parses");
+            assert_eq!(ev.occurred_at_ms, Some(ts), "{name}");
+            assert_eq!(
+                ev.actor.and_then(|a| a.user_id).as_deref(),
+                Some("marc"),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_supergroup_message_has_no_members() {
+        let ev = SendbirdEvent::parse(&variant("group_channel__message_send.supergroup"))
+            .expect("parses");
+        assert_eq!(ev.members, None);
+        assert_eq!(ev.channel.as_ref().and_then(|c| c.is_super), Some(true));
+        assert_eq!(
+            ev.channel_url(),
+            Some("sendbird_group_channel_90210_0a1b2c3d4e5f60718293a4b5c6d7e8f901234567")
+        );
+        assert_eq!(ev.occurred_at_ms, Some(1718010000321));
+        assert!(ev.truncated.is_empty());
+    }
+
+    #[test]
+    fn app_id_is_read_wherever_it_sits() {
+        let body = variant("group_channel__join.app_id_in_the_middle");
+        assert!(!body.ends_with(br#""app_id":"A1B2C3D4-0000-4000-8000-000000000001"}"#));
+        let ev = SendbirdEvent::parse(&body).expect("parses");
+        assert_eq!(
+            ev.app_id.as_deref(),
+            Some("A1B2C3D4-0000-4000-8000-000000000001")
+        );
+        assert_eq!(ev.occurred_at_ms, Some(1718000550000));
+        assert_eq!(ev.members.as_ref().map(Vec::len), Some(2));
+    }
+
+    /// Decided: `push_trigger_option` is a string field; a boolean is drift and reads as null
+    /// (the raw body keeps it), like any optional field of an unexpected type.
+    #[test]
+    fn a_boolean_push_trigger_option_reads_as_null() {
+        let ev = SendbirdEvent::parse(&variant(
+            "group_channel__message_send.push_trigger_option_true",
+        ))
+        .expect("parses");
+        let members = ev.members.expect("members");
+        assert_eq!(
+            members[0].push_trigger_option.as_deref(),
+            Some("mention_only")
+        );
+        assert_eq!(members[1].push_trigger_option, None);
+        // The member's other fields are still read.
+        assert_eq!(members[1].user_id.as_deref(), Some("marc"));
+        assert_eq!(members[1].unread_message_count, Some(1));
+    }
+
+    #[test]
+    fn a_file_message_carries_its_file() {
+        let ev =
+            SendbirdEvent::parse(&variant("group_channel__message_send.file")).expect("parses");
+        let msg = ev.message.expect("message");
+        assert_eq!(msg.message_type.as_deref(), Some("FILE"));
+        assert_eq!(
+            msg.url.as_deref(),
+            Some("https://file-us-1.sendbird.com/8c5d1a2b3c4d4e6f/menu-caf\u{e9}.pdf")
+        );
+        assert_eq!(msg.filename.as_deref(), Some("menu-caf\u{e9}.pdf"));
+        assert_eq!(msg.content_type.as_deref(), Some("application/pdf"));
+        assert_eq!(msg.content_size, Some(48213));
+        assert_eq!(msg.text, None);
+        assert_eq!(msg.created_at, Some(1718010200321));
+        // A text message has none of them.
+        let ev = SendbirdEvent::parse(&fixture("group_channel__message_send")).expect("parses");
+        let msg = ev.message.expect("message");
+        assert_eq!(
+            (msg.url, msg.filename, msg.content_type, msg.content_size),
+            (None, None, None, None)
+        );
+    }
+
+    #[test]
+    fn unread_counts_from_include_unread_count_leave_the_members_readable() {
+        let ev = SendbirdEvent::parse(&variant("group_channel__message_send.include_unread_count"))
+            .expect("parses");
+        let counts: Vec<Option<i64>> = ev
+            .members
+            .expect("members")
+            .iter()
+            .map(|m| m.unread_message_count)
+            .collect();
+        assert_eq!(counts, [Some(0), Some(3)]);
+    }
+
+    #[test]
+    fn legacy_kick_out_categories_read_like_join_and_invite() {
+        let ev =
+            SendbirdEvent::parse(&fixture("group_channel__old_kick_out__join")).expect("parses");
+        assert_eq!(ev.category, "group_channel:old_kick_out:join");
+        assert_eq!(ev.occurred_at_ms, Some(1718009000000));
+        let joined: Vec<_> = ev
+            .affected_users
+            .expect("users")
+            .into_iter()
+            .map(|u| u.user_id)
+            .collect();
+        assert_eq!(joined, [Some("lukasz".to_owned())]);
+        let ev =
+            SendbirdEvent::parse(&fixture("group_channel__old_kick_out__invite")).expect("parses");
+        assert_eq!(ev.occurred_at_ms, Some(1718009100000));
+        assert_eq!(ev.actor.and_then(|a| a.user_id).as_deref(), Some("zoe"));
     }
 }

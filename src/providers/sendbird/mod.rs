@@ -1,10 +1,13 @@
 //! Sendbird: `x-sendbird-signature` is the hex HMAC-SHA256 of the raw body under the app's master
 //! API token; the event id is the body's SHA-256; categories go to one topic per entity family,
-//! keyed by channel URL. The lenient typed view of a payload is in [`event`], routing in
-//! [`routing`], the record in [`avro`], and the older configuration forms (`[[apps]]`,
-//! `HOOKBRIDGE_SENDBIRD_*`) in [`legacy`].
+//! keyed by channel URL. The lenient typed view of a payload is in [`event`], the known
+//! categories in [`catalogue`], routing in [`routing`], the record in [`avro`], the older
+//! configuration forms (`[[apps]]`, `HOOKBRIDGE_SENDBIRD_*`) in [`legacy`], and
+//! `hookbridge sendbird webhook` (the Platform API's webhook settings) in [`cli`].
 
 pub mod avro;
+pub mod catalogue;
+pub mod cli;
 pub mod event;
 pub mod legacy;
 pub mod routing;
@@ -158,6 +161,23 @@ impl Provider for Sendbird {
                 dlq: router.dlq_topic().clone(),
             }),
         )
+    }
+
+    /// `hookbridge sendbird webhook …`: the client of Sendbird's webhook settings API.
+    fn command(&self) -> Option<clap::Command> {
+        Some(cli::command())
+    }
+
+    fn run_command(&self, matches: &clap::ArgMatches) -> std::process::ExitCode {
+        cli::run(matches)
+    }
+
+    /// The known categories ([`catalogue::KNOWN`]) as a router with the default prefix and no
+    /// overrides treats them.
+    fn catalogue(&self) -> Vec<super::CatalogueEntry> {
+        Router::new(DEFAULT_PREFIX, Vec::new())
+            .expect("the default prefix makes valid topic names")
+            .catalogue()
     }
 
     fn source(

@@ -2,7 +2,9 @@
 //! category), because Kafka keeps order only inside one topic: a channel's create, join, message
 //! and delete events must share a topic and a key to stay in order.
 
+use super::catalogue::KNOWN;
 use super::event::SendbirdEvent;
+use crate::providers::CatalogueEntry;
 use crate::topic::{RouteOverride, TopicName, override_for};
 
 /// The entity family a category belongs to; one default topic each. Also a bounded metrics label.
@@ -58,6 +60,15 @@ impl Family {
     /// many channels or users at once; no key spreads them over partitions.
     pub fn is_keyed(self) -> bool {
         !matches!(self, Family::Announcement | Family::Notification)
+    }
+
+    /// How [`Router::route`] keys this family's records, in words (`hookbridge events`).
+    pub fn key_rule(self) -> &'static str {
+        if self.is_keyed() {
+            "`channel.channel_url`, else the acting user's `user_id`, else none"
+        } else {
+            "none: spread over partitions"
+        }
     }
 }
 
@@ -135,6 +146,26 @@ impl Router {
     pub fn dlq_topic(&self) -> &TopicName {
         &self.dlq
     }
+
+    /// Every known category as this router treats it (`hookbridge events`): its family, topic
+    /// and key rule from the rules [`Router::route`] applies, its `occurred_at` rule and typed
+    /// fields from [`KNOWN`], which the parser reads too.
+    pub fn catalogue(&self) -> Vec<CatalogueEntry> {
+        KNOWN
+            .iter()
+            .map(|known| {
+                let family = Family::of(known.category);
+                CatalogueEntry {
+                    category: known.category.to_owned(),
+                    family: family.label(),
+                    topic: self.topic_for(known.category).to_string(),
+                    key: family.key_rule().to_owned(),
+                    occurred_at: known.occurred_at.describe(),
+                    typed_fields: known.typed.iter().map(|f| (*f).to_owned()).collect(),
+                }
+            })
+            .collect()
+    }
 }
 
 /// `channel.channel_url`; else the acting user's id; else none.
@@ -159,78 +190,21 @@ mod tests {
         Router::new("sendbird.", Vec::new()).expect("valid prefix")
     }
 
-    /// Every category in sendbird-webhooks.md, with its expected family.
-    const CATEGORIES: &[(&str, Family)] = &[
-        ("group_channel:create", Family::GroupChannel),
-        ("group_channel:changed", Family::GroupChannel),
-        ("group_channel:remove", Family::GroupChannel),
-        ("group_channel:invite", Family::GroupChannel),
-        ("group_channel:decline_invite", Family::GroupChannel),
-        ("group_channel:join", Family::GroupChannel),
-        ("group_channel:leave", Family::GroupChannel),
-        ("group_channel:message_send", Family::GroupChannel),
-        ("group_channel:message_read", Family::GroupChannel),
-        ("group_channel:message_update", Family::GroupChannel),
-        ("group_channel:message_delete", Family::GroupChannel),
-        ("group_channel:freeze_unfreeze", Family::GroupChannel),
-        ("group_channel:reaction_add", Family::GroupChannel),
-        ("group_channel:reaction_delete", Family::GroupChannel),
-        ("group_channel:report", Family::GroupChannel),
-        ("open_channel:create", Family::OpenChannel),
-        ("open_channel:remove", Family::OpenChannel),
-        ("open_channel:enter", Family::OpenChannel),
-        ("open_channel:exit", Family::OpenChannel),
-        ("open_channel:message_send", Family::OpenChannel),
-        ("open_channel:message_update", Family::OpenChannel),
-        ("open_channel:message_delete", Family::OpenChannel),
-        ("open_channel:report", Family::OpenChannel),
-        ("user:block", Family::User),
-        ("user:unblock", Family::User),
-        ("user:push_preference", Family::User),
-        ("user:push_channel_preference", Family::User),
-        ("user:device_token_register", Family::User),
-        ("user:device_token_unregister", Family::User),
-        ("user:mute", Family::User),
-        ("user:ban", Family::User),
-        ("user:deactivate", Family::User),
-        ("user:report", Family::User),
-        ("operators:register_by_operator", Family::User),
-        ("operators:unregister_by_operator", Family::User),
-        ("message:report", Family::Moderation),
-        ("alert:user_message_rate_limit_exceeded", Family::Moderation),
-        ("profanity_filter:replace", Family::Moderation),
-        ("profanity_filter:block", Family::Moderation),
-        ("profanity_filter:moderate", Family::Moderation),
-        ("profanity_filter:detect", Family::Moderation),
-        ("image_moderation:block", Family::Moderation),
-        ("message:moderation_extension_triggered", Family::Moderation),
-        ("announcement:create_channels", Family::Announcement),
-        ("announcement:send_messages", Family::Announcement),
-        ("notification:send_realtime", Family::Notification),
-        ("notification:send_batch", Family::Notification),
-        ("notification:template_create", Family::Notification),
-        ("notification:template_archive", Family::Notification),
-        ("notification:template_unarchive", Family::Notification),
-        ("notification:template_edit", Family::Notification),
-        (
-            "notification:template_approval_update",
-            Family::Notification,
-        ),
-    ];
-
     #[test]
     fn every_documented_category_routes_to_its_family_topic_with_the_right_key() {
         let r = router();
-        for (category, family) in CATEGORIES {
+        for known in KNOWN {
+            let category = known.category;
             let path = fixture_dir().join(format!("{}.json", category.replace(':', "__")));
             let body = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             let event = SendbirdEvent::parse(&body).expect("fixture parses");
-            assert_eq!(&event.category, category);
+            assert_eq!(event.category, category);
             let route = r.route(&event);
-            assert_eq!(route.family, *family, "{category}");
+            let family = route.family;
+            assert_eq!(family.label(), known.family, "{category}");
             assert_eq!(
                 route.topic.as_str(),
-                format!("sendbird.{}", family.label()),
+                format!("sendbird.{}", known.family),
                 "{category}"
             );
             let json: serde_json::Value = serde_json::from_slice(&body).expect("fixture is JSON");
@@ -253,6 +227,100 @@ mod tests {
                 .find_map(|f| json[*f]["user_id"].as_str().map(str::to_owned))
             };
             assert_eq!(route.key, expected_key, "{category}");
+        }
+    }
+
+    #[test]
+    fn the_known_table_holds_every_documented_category() {
+        // sendbird-webhooks.md's 52 categories and the settings UI's two legacy ones.
+        assert_eq!(KNOWN.len(), 54);
+        for (category, family) in [
+            ("group_channel:old_kick_out:join", Family::GroupChannel),
+            ("group_channel:old_kick_out:invite", Family::GroupChannel),
+            ("operators:register_by_operator", Family::User),
+            ("alert:user_message_rate_limit_exceeded", Family::Moderation),
+        ] {
+            let known = KNOWN.iter().find(|k| k.category == category);
+            assert_eq!(known.map(|k| k.family), Some(family.label()), "{category}");
+        }
+    }
+
+    #[test]
+    fn the_catalogue_is_what_the_router_does() {
+        let r = router();
+        let catalogue = r.catalogue();
+        assert_eq!(catalogue.len(), KNOWN.len());
+        for (entry, known) in catalogue.iter().zip(KNOWN) {
+            assert_eq!(entry.category, known.category);
+            assert_eq!(entry.family, known.family, "{}", known.category);
+            assert_eq!(
+                entry.topic,
+                r.topic_for(known.category).as_str(),
+                "{}",
+                known.category
+            );
+            assert_eq!(entry.typed_fields, known.typed, "{}", known.category);
+        }
+        let entry = |c: &str| {
+            catalogue
+                .iter()
+                .find(|e| e.category == c)
+                .expect("listed")
+                .clone()
+        };
+        let send = entry("group_channel:message_send");
+        assert_eq!(send.topic, "sendbird.group_channel");
+        assert_eq!(
+            send.key,
+            "`channel.channel_url`, else the acting user's `user_id`, else none"
+        );
+        assert_eq!(send.occurred_at, "`payload.created_at` (ms)");
+        assert_eq!(
+            send.typed_fields,
+            ["channel", "sender", "actor", "message", "members"]
+        );
+        let batch = entry("notification:send_batch");
+        assert_eq!(batch.topic, "sendbird.notification");
+        assert_eq!(batch.key, "none: spread over partitions");
+        // Overrides show too: the catalogue is this router's view.
+        let overrides = vec![RouteOverride {
+            pattern: CategoryPattern::parse("group_channel:message_*").expect("valid"),
+            topic: TopicName::parse("chat.messages").expect("valid"),
+        }];
+        let r = Router::new("p.", overrides).expect("valid");
+        let topics: Vec<(String, String)> = r
+            .catalogue()
+            .into_iter()
+            .filter(|e| e.category.starts_with("group_channel:me"))
+            .map(|e| (e.category, e.topic))
+            .collect();
+        assert!(
+            topics.iter().all(|(_, t)| t == "chat.messages"),
+            "{topics:?}"
+        );
+    }
+
+    #[test]
+    fn variants_route_like_their_category() {
+        let r = router();
+        for entry in std::fs::read_dir(fixture_dir().join("variants")).expect("variants") {
+            let path = entry.expect("entry").path();
+            let body = std::fs::read(&path).expect("read");
+            let event = SendbirdEvent::parse(&body).expect("parses");
+            let json: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
+            let route = r.route(&event);
+            assert_eq!(
+                route.topic.as_str(),
+                "sendbird.group_channel",
+                "{}",
+                path.display()
+            );
+            assert_eq!(
+                route.key.as_deref(),
+                json["channel"]["channel_url"].as_str(),
+                "{}",
+                path.display()
+            );
         }
     }
 
