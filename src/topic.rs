@@ -99,6 +99,68 @@ pub fn override_for<'a>(overrides: &'a [RouteOverride], category: &str) -> Optio
         .map(|o| &o.topic)
 }
 
+/// A source's topics: one per family under its prefix, its route overrides, and the dead-letter
+/// topic `<prefix>dlq`. Each provider's router names its families and routes through this.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    families: Vec<(&'static str, TopicName)>,
+    overrides: Vec<RouteOverride>,
+    dlq: TopicName,
+}
+
+impl Topics {
+    /// `<prefix><family>` for every family label, and `<prefix>dlq`.
+    pub fn new(
+        prefix: &str,
+        families: &[&'static str],
+        overrides: Vec<RouteOverride>,
+    ) -> Result<Topics, String> {
+        let families = families
+            .iter()
+            .map(|f| Ok((*f, TopicName::prefixed(prefix, f)?)))
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(Topics {
+            families,
+            overrides,
+            dlq: TopicName::prefixed(prefix, "dlq")?,
+        })
+    }
+
+    /// The topic of one of the family labels given to [`Topics::new`].
+    pub fn family(&self, family: &str) -> &TopicName {
+        &self
+            .families
+            .iter()
+            .find(|(f, _)| *f == family)
+            .expect("the router names only families it created topics for")
+            .1
+    }
+
+    /// Where an event of `category` in `family` goes: the first matching override, else the
+    /// family's topic.
+    pub fn route(&self, category: &str, family: &str) -> &TopicName {
+        override_for(&self.overrides, category).unwrap_or_else(|| self.family(family))
+    }
+
+    /// Every topic that carries Avro event records (each needs a registered schema).
+    pub fn event_topics(&self) -> Vec<TopicName> {
+        let mut topics: Vec<TopicName> = self
+            .families
+            .iter()
+            .map(|(_, t)| t.clone())
+            .chain(self.overrides.iter().map(|o| o.topic.clone()))
+            .collect();
+        topics.sort();
+        topics.dedup();
+        topics
+    }
+
+    /// Where authentic bodies that cannot become records go, byte for byte.
+    pub fn dlq(&self) -> &TopicName {
+        &self.dlq
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -222,9 +222,11 @@ pub(super) fn check(
     list
 }
 
-/// Checks secrets with `parse` (the provider's rule), naming them by position only.
+/// Checks secrets with `parse` (the provider's rule), naming them by position only, as
+/// `{noun} #n` ("secret", or what the provider calls them, such as "token").
 pub fn check_secrets<'a, T>(
     setting: &str,
+    noun: &str,
     secrets: impl IntoIterator<Item = &'a str>,
     parse: impl Fn(&str) -> Result<T, &'static str>,
     errors: &mut Vec<String>,
@@ -233,7 +235,7 @@ pub fn check_secrets<'a, T>(
     for (i, secret) in secrets.into_iter().enumerate() {
         match parse(secret) {
             Ok(_) => out.push(Secret::new(secret.trim())),
-            Err(why) => errors.push(format!("{setting}: secret #{}: {why}", i + 1)),
+            Err(why) => errors.push(format!("{setting}: {noun} #{}: {why}", i + 1)),
         }
     }
     out
@@ -269,9 +271,8 @@ pub fn read_secrets_file<T>(
     }
 }
 
-/// Inline secrets plus those of the file, checked with `parse`; reports a source without any.
-/// `what` names the secrets in messages ("api_tokens", "secrets").
-#[allow(clippy::too_many_arguments)]
+/// Inline secrets plus those of the file, checked with `parse`, and the inline ones alone.
+/// `what` and `file_setting` name the two settings in messages.
 pub fn gather_secrets(
     setting: &str,
     what: &str,
@@ -283,6 +284,7 @@ pub fn gather_secrets(
 ) -> (Vec<Secret>, Vec<Secret>) {
     let inline = check_secrets(
         &format!("{setting}.{what}"),
+        "secret",
         inline.iter().map(String::as_str),
         parse,
         errors,

@@ -98,18 +98,10 @@ impl WebhookState {
 
     /// The source a route names: `/webhooks/{provider}/{id}`, or `/webhooks/{provider}` when the
     /// provider has one source.
-    fn source(&self, provider: &str, id: Option<&str>) -> Option<&Arc<dyn Source>> {
+    fn source(&self, provider: &'static str, id: Option<&str>) -> Option<&Arc<dyn Source>> {
         match id {
-            Some(id) => self
-                .sources
-                .iter()
-                .find(|((p, key), _)| *p == provider && key.eq_ignore_ascii_case(id))
-                .map(|(_, s)| s),
-            None => self
-                .single
-                .iter()
-                .find(|(p, _)| **p == provider)
-                .map(|(_, s)| s),
+            Some(id) => self.sources.get(&(provider, id.to_ascii_lowercase())),
+            None => self.single.get(provider),
         }
     }
 }

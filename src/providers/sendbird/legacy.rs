@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::{ApiToken, DEFAULT_PREFIX, NAME};
 use crate::config::{
-    RawRoute, Secret, SourceConfig, SourceId, check_routes, describe_without_values,
+    RawRoute, Secret, SourceConfig, SourceId, check_routes, check_secrets, describe_without_values,
     read_secrets_file,
 };
 use crate::topic::TopicName;
@@ -66,14 +66,7 @@ fn check_tokens<'a>(
     tokens: impl IntoIterator<Item = &'a str>,
     errors: &mut Vec<String>,
 ) -> Vec<Secret> {
-    let mut out = Vec::new();
-    for (i, token) in tokens.into_iter().enumerate() {
-        match ApiToken::parse(token) {
-            Ok(_) => out.push(Secret::new(token.trim())),
-            Err(why) => errors.push(format!("{setting}: token #{}: {why}", i + 1)),
-        }
-    }
-    out
+    check_secrets(setting, "token", tokens, ApiToken::parse, errors)
 }
 
 /// The top-level `topic_prefix` and `[[routes]]`, which Sendbird `[[sources]]` take as their

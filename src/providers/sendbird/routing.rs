@@ -5,7 +5,7 @@
 use super::catalogue::KNOWN;
 use super::event::SendbirdEvent;
 use crate::providers::CatalogueEntry;
-use crate::topic::{RouteOverride, TopicName, override_for};
+use crate::topic::{RouteOverride, TopicName, Topics};
 
 /// The entity family a category belongs to; one default topic each. Also a bounded metrics label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -82,38 +82,24 @@ pub struct Route<'a> {
 
 #[derive(Debug, Clone)]
 pub struct Router {
-    overrides: Vec<RouteOverride>,
-    family_topics: Vec<(Family, TopicName)>,
-    dlq: TopicName,
+    topics: Topics,
 }
 
 impl Router {
     pub fn new(prefix: &str, overrides: Vec<RouteOverride>) -> Result<Router, String> {
-        let family_topics = Family::ALL
-            .iter()
-            .map(|f| Ok((*f, TopicName::parse(&format!("{prefix}{}", f.label()))?)))
-            .collect::<Result<Vec<_>, String>>()?;
-        let dlq = TopicName::parse(&format!("{prefix}dlq"))?;
+        let families = Family::ALL.map(Family::label);
         Ok(Router {
-            overrides,
-            family_topics,
-            dlq,
+            topics: Topics::new(prefix, &families, overrides)?,
         })
     }
 
     pub fn family_topic(&self, family: Family) -> &TopicName {
-        &self
-            .family_topics
-            .iter()
-            .find(|(f, _)| *f == family)
-            .expect("Router::new creates a topic for every family")
-            .1
+        self.topics.family(family.label())
     }
 
     /// The topic for a category: the first matching override, else its family's topic.
     pub fn topic_for(&self, category: &str) -> &TopicName {
-        override_for(&self.overrides, category)
-            .unwrap_or_else(|| self.family_topic(Family::of(category)))
+        self.topics.route(category, Family::of(category).label())
     }
 
     pub fn route<'a>(&'a self, event: &SendbirdEvent) -> Route<'a> {
@@ -131,20 +117,12 @@ impl Router {
 
     /// Every topic that carries Avro event records (each needs a registered schema).
     pub fn event_topics(&self) -> Vec<TopicName> {
-        let mut topics: Vec<TopicName> = self
-            .family_topics
-            .iter()
-            .map(|(_, t)| t.clone())
-            .chain(self.overrides.iter().map(|o| o.topic.clone()))
-            .collect();
-        topics.sort();
-        topics.dedup();
-        topics
+        self.topics.event_topics()
     }
 
     /// Where authentic but unparseable bodies go, byte for byte.
     pub fn dlq_topic(&self) -> &TopicName {
-        &self.dlq
+        self.topics.dlq()
     }
 
     /// Every known category as this router treats it (`hookbridge events`): its family, topic

@@ -25,7 +25,7 @@ use super::{
 };
 use crate::config::{SourceConfig, SourceDraft, SourceId};
 use crate::json;
-use crate::topic::{RouteOverride, TopicName, override_for};
+use crate::topic::{TopicName, Topics};
 use crate::verify::{Expectation, HmacKey, KeySet, SignatureError, VerifiedWebhook};
 
 /// The provider's name: route segment, `hookbridge-source` header, metrics label.
@@ -35,7 +35,6 @@ pub const NAME: &str = "standard";
 pub const SENDER_TIMEOUT: Duration = Duration::from_secs(15);
 /// The topic suffix of the events (the prefix defaults to `<id>.`).
 pub const EVENTS_SUFFIX: &str = "events";
-pub const DLQ_SUFFIX: &str = "dlq";
 /// The longest event type kept; a longer one is dead-lettered.
 pub const MAX_EVENT_TYPE_LEN: usize = 256;
 /// Metrics family of every event: the event types are the sender's and unbounded.
@@ -76,7 +75,7 @@ impl Provider for Standard {
         let options = Options::read(setting, &draft.options, errors);
         let default_prefix = format!("{}.", draft.id);
         let source = check_common(self, setting, draft, default_prefix, errors)?;
-        if let Err(why) = Topics::new(&source) {
+        if let Err(why) = topics_of(&source) {
             errors.push(format!("{setting}: {why}"));
             return None;
         }
@@ -88,10 +87,10 @@ impl Provider for Standard {
     }
 
     fn topics(&self, source: &SourceConfig) -> Result<SourceTopics, String> {
-        let topics = Topics::new(source)?;
+        let topics = topics_of(source)?;
         Ok(SourceTopics {
             events: topics.event_topics(),
-            dlq: topics.dlq,
+            dlq: topics.dlq().clone(),
         })
     }
 
@@ -125,7 +124,7 @@ impl Provider for Standard {
             &mut errors,
         )
         .ok_or_else(|| errors.join("; "))?;
-        let topics = Topics::new(source)?;
+        let topics = topics_of(source)?;
         let schema_ids = topics
             .event_topics()
             .into_iter()
@@ -144,37 +143,12 @@ impl Provider for Standard {
 }
 
 /// Where one source's records go: the events topic unless a route names the event type.
-#[derive(Debug, Clone)]
-struct Topics {
-    events: TopicName,
-    routes: Vec<RouteOverride>,
-    dlq: TopicName,
-}
-
-impl Topics {
-    fn new(source: &SourceConfig) -> Result<Topics, String> {
-        Ok(Topics {
-            events: TopicName::prefixed(&source.topic_prefix, EVENTS_SUFFIX)?,
-            routes: source.routes.clone(),
-            dlq: TopicName::prefixed(&source.topic_prefix, DLQ_SUFFIX)?,
-        })
-    }
-
-    fn topic_for(&self, event_type: Option<&str>) -> &TopicName {
-        event_type
-            .and_then(|t| override_for(&self.routes, t))
-            .unwrap_or(&self.events)
-    }
-
-    /// Every topic that carries envelopes (each needs a registered schema).
-    fn event_topics(&self) -> Vec<TopicName> {
-        let mut topics: Vec<TopicName> = std::iter::once(self.events.clone())
-            .chain(self.routes.iter().map(|r| r.topic.clone()))
-            .collect();
-        topics.sort();
-        topics.dedup();
-        topics
-    }
+fn topics_of(source: &SourceConfig) -> Result<Topics, String> {
+    Topics::new(
+        &source.topic_prefix,
+        &[EVENTS_SUFFIX],
+        source.routes.clone(),
+    )
 }
 
 /// One configured Standard Webhooks sender.
@@ -262,7 +236,10 @@ impl Source for StandardSource {
             return poison(DLQ_EVENT_TYPE_TOO_LONG, None);
         }
         let event_type = parsed.event_type.as_deref();
-        let topic = self.topics.topic_for(event_type);
+        let topic = match event_type {
+            Some(t) => self.topics.route(t, EVENTS_SUFFIX),
+            None => self.topics.family(EVENTS_SUFFIX),
+        };
         let Some(&schema_id) = self.schema_ids.get(topic) else {
             return Built::Internal;
         };
@@ -294,7 +271,7 @@ impl Source for StandardSource {
     }
 
     fn dlq_topic(&self) -> &TopicName {
-        &self.topics.dlq
+        self.topics.dlq()
     }
 }
 

@@ -6,8 +6,7 @@ use apache_avro::Schema;
 use super::event::{Member, Message, Reaction, StreamEvent, User};
 use crate::providers::SchemaFile;
 use crate::sink::avro::{
-    Counter, HEADER_LEN, Sink, array, boolean, long, opt_long, opt_str, optional, string,
-    write_header,
+    Sink, array, boolean, framed, framed_len, long, opt_long, opt_str, optional, string,
 };
 
 /// The schema file every Stream event topic's `<topic>-value` subject holds.
@@ -50,17 +49,14 @@ impl EventEncoder {
 
     /// The length of the record value [`EventEncoder::encode`] would produce.
     pub fn encoded_len(&self, record: &EventRecord<'_>) -> usize {
-        let mut counter = Counter(0);
-        write_event(&mut counter, record);
-        HEADER_LEN + counter.0
+        framed_len(|out| write_event(out, record))
     }
 
     /// The record value: Confluent header for `schema_id`, then the Avro datum.
     pub fn encode(&self, schema_id: u32, record: &EventRecord<'_>) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len(record));
-        write_header(&mut out, schema_id);
-        write_event(&mut out, record);
-        out
+        framed(schema_id, self.encoded_len(record), |out| {
+            write_event(out, record)
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 //! channel (`cid`) so one channel's events share a partition within each family topic.
 
 use super::event::StreamEvent;
-use crate::topic::{RouteOverride, TopicName, override_for};
+use crate::topic::{RouteOverride, TopicName, Topics};
 
 /// The entity family of an event type; one default topic each. Also a bounded metrics label.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -60,38 +60,25 @@ pub struct Route<'a> {
 
 #[derive(Debug, Clone)]
 pub struct Router {
-    overrides: Vec<RouteOverride>,
-    family_topics: Vec<(Family, TopicName)>,
-    dlq: TopicName,
+    topics: Topics,
 }
 
 impl Router {
     pub fn new(prefix: &str, overrides: Vec<RouteOverride>) -> Result<Router, String> {
-        let family_topics = Family::ALL
-            .iter()
-            .map(|f| Ok((*f, TopicName::prefixed(prefix, f.label())?)))
-            .collect::<Result<Vec<_>, String>>()?;
-        let dlq = TopicName::prefixed(prefix, "dlq")?;
+        let families = Family::ALL.map(Family::label);
         Ok(Router {
-            overrides,
-            family_topics,
-            dlq,
+            topics: Topics::new(prefix, &families, overrides)?,
         })
     }
 
     pub fn family_topic(&self, family: Family) -> &TopicName {
-        &self
-            .family_topics
-            .iter()
-            .find(|(f, _)| *f == family)
-            .expect("Router::new creates a topic for every family")
-            .1
+        self.topics.family(family.label())
     }
 
     /// The topic for a type: the first matching override, else its family's topic.
     pub fn topic_for(&self, event_type: &str) -> &TopicName {
-        override_for(&self.overrides, event_type)
-            .unwrap_or_else(|| self.family_topic(Family::of(event_type)))
+        self.topics
+            .route(event_type, Family::of(event_type).label())
     }
 
     pub fn route<'a>(&'a self, event: &StreamEvent) -> Route<'a> {
@@ -105,20 +92,12 @@ impl Router {
 
     /// Every topic that carries Avro event records (each needs a registered schema).
     pub fn event_topics(&self) -> Vec<TopicName> {
-        let mut topics: Vec<TopicName> = self
-            .family_topics
-            .iter()
-            .map(|(_, t)| t.clone())
-            .chain(self.overrides.iter().map(|o| o.topic.clone()))
-            .collect();
-        topics.sort();
-        topics.dedup();
-        topics
+        self.topics.event_topics()
     }
 
     /// Where authentic but unparseable bodies go, byte for byte.
     pub fn dlq_topic(&self) -> &TopicName {
-        &self.dlq
+        self.topics.dlq()
     }
 }
 
