@@ -92,7 +92,7 @@ pub struct RouteOverride {
 }
 
 /// The first override matching `category`, if any.
-pub fn override_for<'a>(overrides: &'a [RouteOverride], category: &str) -> Option<&'a TopicName> {
+fn override_for<'a>(overrides: &'a [RouteOverride], category: &str) -> Option<&'a TopicName> {
     overrides
         .iter()
         .find(|o| o.pattern.matches(category))

@@ -76,13 +76,6 @@ pub struct SourcesConfig {
     pub reload_interval: Duration,
 }
 
-impl SourcesConfig {
-    /// The sources of one provider.
-    pub fn of<'a>(&'a self, provider: &'a str) -> impl Iterator<Item = &'a SourceConfig> + 'a {
-        self.list.iter().filter(move |s| s.provider == provider)
-    }
-}
-
 /// One `[[sources]]` entry as written. Settings not named here are the provider's own.
 #[derive(Debug, Default, Deserialize, serde::Serialize)]
 pub struct RawSource {
