@@ -8,7 +8,7 @@ SCHEMA_REGISTRY_URL ?= http://127.0.0.1:8081/apis/ccompat/v7
 export KAFKA_BOOTSTRAP_SERVERS SCHEMA_REGISTRY_URL
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help run test deps build release stack-up stack-down stack-status venv lint unit integration python-test deploy-check consume bench clean
+.PHONY: help run test deps build release stack-up stack-down stack-status venv lint unit integration python-test deploy-check consume notify bench clean
 
 help:
 	@echo "make run          start the local Kafka + registry and the gateway with a dev config"
@@ -20,6 +20,7 @@ help:
 	@echo "make stack-up     start Kafka (127.0.0.1:9092) and Apicurio Registry (127.0.0.1:8081) without Docker"
 	@echo "make stack-down   stop them"
 	@echo "make consume TOPIC=sendbird.group_channel   print records decoded as a consumer team would"
+	@echo "make notify       examples/notify: notify channel members of sent messages (JSON lines on stdout)"
 	@echo "make bench        latency and throughput of signed webhooks against the local stack"
 	@echo "make chaos        every 200 survives leader kills on a three-broker cluster (long run)"
 	@echo "make fuzz         each fuzz target for FUZZ_SECONDS (300)"
@@ -60,6 +61,12 @@ run: deps stack-up build dev.env
 
 consume: venv
 	@.venv/bin/python scripts/consume.py $(TOPIC) --from-beginning
+
+# examples/notify: the tutorial's use case, notifications as JSON lines on stdout (NOTIFY_ARGS).
+NOTIFY_ARGS ?= --from-beginning --jsonl -
+notify:
+	cargo build --locked --example notify
+	./target/debug/examples/notify $(NOTIFY_ARGS)
 
 lint:
 	cargo fmt --all -- --check

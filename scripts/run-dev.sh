@@ -22,6 +22,12 @@ and read it back, decoded with the schema registry:
 
   make consume TOPIC=sendbird.group_channel
 
+and notify the channel's other members, as the Sendbird tutorial does (examples/notify; the
+variant tests/fixtures/sendbird/variants/group_channel__message_send.member_contacts.json has
+members online and offline, with phone numbers and e-mail addresses in their metadata):
+
+  make notify
+
 Stack logs: .stack/logs/kafka.log and .stack/logs/registry.log. Ctrl-C stops the gateway;
 `make stack-down` stops Kafka and the registry.
 

@@ -77,6 +77,7 @@ fn member(u: &mut Unstructured) -> Result<Member> {
         push_enabled: u.arbitrary()?,
         push_trigger_option: u.arbitrary()?,
         unread_message_count: u.arbitrary()?,
+        metadata: u.arbitrary()?,
     })
 }
 
@@ -332,19 +333,23 @@ fn decode_channel(v: &Value) -> Channel {
     }
 }
 
+fn decode_metadata(m: &Value) -> BTreeMap<String, String> {
+    match m {
+        Value::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| (k.clone(), string(v)))
+            .collect(),
+        other => panic!("metadata: expected a map, got {other:?}"),
+    }
+}
+
 fn decode_user(v: &Value) -> User {
     let f = Fields::of(v, "User");
     User {
         user_id: f.opt_string("user_id"),
         nickname: f.opt_string("nickname"),
         profile_url: f.opt_string("profile_url"),
-        metadata: f.opt("metadata").map(|m| match m {
-            Value::Map(entries) => entries
-                .iter()
-                .map(|(k, v)| (k.clone(), string(v)))
-                .collect::<BTreeMap<_, _>>(),
-            other => panic!("metadata: expected a map, got {other:?}"),
-        }),
+        metadata: f.opt("metadata").map(decode_metadata),
     }
 }
 
@@ -382,5 +387,6 @@ fn decode_member(v: &Value) -> Member {
         push_enabled: f.opt_bool("push_enabled"),
         push_trigger_option: f.opt_string("push_trigger_option"),
         unread_message_count: f.opt_long("unread_message_count"),
+        metadata: f.opt("metadata").map(decode_metadata),
     }
 }

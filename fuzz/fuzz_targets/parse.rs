@@ -10,7 +10,7 @@
 //! nesting deeper than 128), only "no panic" and determinism are checked.
 #![no_main]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use hookbridge::providers::sendbird::event::{
@@ -311,7 +311,13 @@ fn check(root: &J, parsed: &Result<SendbirdEvent, PoisonReason>, cap: usize) {
                 .iter()
                 .filter_map(|m| as_object(Some(m)))
                 .enumerate()
-                .map(|(i, m)| member(m, event.members.as_ref().and_then(|g| g.get(i))))
+                .map(|(i, m)| {
+                    member(
+                        m,
+                        event.members.as_ref().and_then(|g| g.get(i)),
+                        &mut budget,
+                    )
+                })
                 .collect(),
         ),
         None => None,
@@ -397,19 +403,30 @@ fn check_user(got: Option<&User>, want: Option<&Obj>, what: &'static str, budget
         as_str(get(want, "profile_url")),
         "{what}.profile_url"
     );
+    let path = match what {
+        "sender" => "sender.metadata",
+        "actor" => "actor.metadata",
+        _ => "affected_users.metadata",
+    };
+    check_metadata(got.metadata.as_ref(), want, path, budget);
+}
+
+/// `want`'s metadata as the parser should keep it (left out when over the cap or the event's
+/// budget), against what it kept.
+fn check_metadata(
+    got: Option<&BTreeMap<String, String>>,
+    want: &Obj,
+    path: &'static str,
+    budget: &mut Budget,
+) {
     let mut metadata = as_object(get(want, "metadata"));
     if let Some(m) = metadata {
         let unique = m.iter().map(|(k, _)| k).collect::<BTreeSet<_>>().len();
-        let path = match what {
-            "sender" => "sender.metadata",
-            "actor" => "actor.metadata",
-            _ => "affected_users.metadata",
-        };
         if !budget.take(m.len(), unique, path) {
             metadata = None;
         }
     }
-    match (&got.metadata, metadata) {
+    match (got, metadata) {
         (None, None) => {}
         (Some(g), Some(w)) => {
             let keys: Vec<&String> = g.keys().collect();
@@ -419,19 +436,22 @@ fn check_user(got: Option<&User>, want: Option<&Obj>, what: &'static str, budget
                 .collect::<BTreeSet<_>>()
                 .into_iter()
                 .collect();
-            assert_eq!(keys, want_keys, "{what}.metadata keys");
+            assert_eq!(keys, want_keys, "{path} keys");
             for (k, _) in w {
                 if let Some(J::Str(s)) = get(w, k) {
-                    assert_eq!(g.get(k), Some(s), "{what}.metadata[{k:?}]");
+                    assert_eq!(g.get(k), Some(s), "{path}[{k:?}]");
                 }
             }
         }
-        _ => panic!("{what}.metadata: got {:?}", got.metadata),
+        _ => panic!("{path}: got {got:?}"),
     }
 }
 
-fn member(m: &Obj, got: Option<&Member>) -> Member {
+fn member(m: &Obj, got: Option<&Member>, budget: &mut Budget) -> Member {
+    let got_metadata = got.and_then(|g| g.metadata.as_ref());
+    check_metadata(got_metadata, m, "members.metadata", budget);
     Member {
+        metadata: got_metadata.cloned(),
         user_id: as_str(get(m, "user_id")),
         nickname: as_str(get(m, "nickname")),
         profile_url: as_str(get(m, "profile_url")),

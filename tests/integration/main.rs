@@ -5,6 +5,7 @@ mod catalogue;
 mod delivery;
 mod edge;
 mod inprocess;
+mod notify;
 mod outage;
 mod rejection;
 mod sendbird_settings;

@@ -71,24 +71,24 @@ fn channel(out: &mut impl Sink, c: &Channel) {
     opt_bool(out, c.is_discoverable);
 }
 
+fn metadata(out: &mut impl Sink, m: Option<&BTreeMap<String, String>>) {
+    optional(out, m, |o, m: &BTreeMap<String, String>| {
+        if !m.is_empty() {
+            len(o, m.len());
+            for (k, v) in m {
+                string(o, k);
+                string(o, v);
+            }
+        }
+        long(o, 0);
+    });
+}
+
 fn user(out: &mut impl Sink, u: &User) {
     opt_str(out, u.user_id.as_deref());
     opt_str(out, u.nickname.as_deref());
     opt_str(out, u.profile_url.as_deref());
-    optional(
-        out,
-        u.metadata.as_ref(),
-        |o, m: &BTreeMap<String, String>| {
-            if !m.is_empty() {
-                len(o, m.len());
-                for (k, v) in m {
-                    string(o, k);
-                    string(o, v);
-                }
-            }
-            long(o, 0);
-        },
-    );
+    metadata(out, u.metadata.as_ref());
 }
 
 fn message(out: &mut impl Sink, m: &Message) {
@@ -120,6 +120,7 @@ fn member(out: &mut impl Sink, m: &Member) {
     opt_bool(out, m.push_enabled);
     opt_str(out, m.push_trigger_option.as_deref());
     opt_long(out, m.unread_message_count);
+    metadata(out, m.metadata.as_ref());
 }
 
 /// The datum, field by field in the order of `schemas/sendbird_event.avsc`.
@@ -347,6 +348,10 @@ mod tests {
                 profile_url: s("members.profile_url"),
                 state: s("members.state"),
                 push_trigger_option: s("members.push_trigger_option"),
+                metadata: Some(BTreeMap::from([(
+                    "k".to_owned(),
+                    "members.metadata".into(),
+                )])),
                 ..Member::default()
             }]),
             affected_users: Some(vec![user("affected_users")]),
@@ -405,6 +410,6 @@ mod tests {
         }
         let mut strings = 0;
         walk("", &value, &mut strings);
-        assert_eq!(strings, 37, "every string field was checked");
+        assert_eq!(strings, 38, "every string field was checked");
     }
 }

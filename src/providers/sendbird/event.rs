@@ -99,6 +99,8 @@ pub struct Member {
     pub push_enabled: Option<bool>,
     pub push_trigger_option: Option<String>,
     pub unread_message_count: Option<i64>,
+    /// The member's user metadata, where apps often keep contact details.
+    pub metadata: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -203,6 +205,7 @@ const MEMBER: &[&str] = &[
     "push_enabled",
     "push_trigger_option",
     "unread_message_count",
+    "metadata",
 ];
 const PAYLOAD: &[&str] = &[
     "message_id",
@@ -289,31 +292,38 @@ impl Reader {
         })
     }
 
+    /// A metadata object within the cap and the event's budget, else `None` with `path` noted.
+    fn metadata(
+        &mut self,
+        raw: Option<&RawValue>,
+        path: &'static str,
+    ) -> Option<BTreeMap<String, String>> {
+        let (entries, truncated) = json::entries(raw?, self.cap)?;
+        if truncated || !self.take(entries.len(), path) {
+            self.note(path);
+            return None;
+        }
+        Some(
+            entries
+                .into_iter()
+                .map(|(k, v)| (k, json::text(v)))
+                .collect(),
+        )
+    }
+
     fn user(&mut self, f: &Fields<'_, '_>, metadata_path: &'static str) -> User {
-        let metadata = f.get("metadata").and_then(|raw| {
-            let (entries, truncated) = json::entries(raw, self.cap)?;
-            if truncated || !self.take(entries.len(), metadata_path) {
-                self.note(metadata_path);
-                return None;
-            }
-            Some(
-                entries
-                    .into_iter()
-                    .map(|(k, v)| (k, json::text(v)))
-                    .collect::<BTreeMap<_, _>>(),
-            )
-        });
         User {
             user_id: json::string(f.get("user_id")),
             nickname: json::string(f.get("nickname")),
             profile_url: json::string(f.get("profile_url")),
-            metadata,
+            metadata: self.metadata(f.get("metadata"), metadata_path),
         }
     }
 
-    fn member(&self, raw: &RawValue) -> Option<Member> {
+    fn member(&mut self, raw: &RawValue) -> Option<Member> {
         let f = json::object(raw, MEMBER)?;
         Some(Member {
+            metadata: self.metadata(f.get("metadata"), "members.metadata"),
             user_id: json::string(f.get("user_id")),
             nickname: json::string(f.get("nickname")),
             profile_url: json::string(f.get("profile_url")),
@@ -672,6 +682,61 @@ mod tests {
             n += 1;
         }
         assert!(n >= 6, "only {n} variants");
+    }
+
+    #[test]
+    fn members_keep_their_user_metadata() {
+        let ev = SendbirdEvent::parse(&variant("group_channel__message_send.member_contacts"))
+            .expect("parses");
+        let members = ev.members.expect("members");
+        let of = |id: &str| {
+            members
+                .iter()
+                .find(|m| m.user_id.as_deref() == Some(id))
+                .and_then(|m| m.metadata.clone())
+                .expect("metadata")
+        };
+        assert_eq!(
+            of("lukasz").get("phone_number").map(String::as_str),
+            Some("+48601234567")
+        );
+        assert_eq!(
+            of("ana").get("email").map(String::as_str),
+            Some("ana@example.org")
+        );
+        assert!(of("bob").is_empty());
+        assert!(ev.truncated.is_empty());
+    }
+
+    #[test]
+    fn member_metadata_shares_the_event_budget() {
+        let member = |i: usize| {
+            let entries: Vec<String> = (0..3).map(|k| format!("\"k{k}\":\"v\"")).collect();
+            format!(
+                r#"{{"user_id":"u{i}","metadata":{{{}}}}}"#,
+                entries.join(",")
+            )
+        };
+        let members: Vec<String> = (0..4).map(member).collect();
+        let body = format!(
+            r#"{{"category":"group_channel:message_send","members":[{}]}}"#,
+            members.join(",")
+        );
+        // A cap of 4 leaves 16 items per event: 4 members, then 12 metadata entries fit.
+        let ev = SendbirdEvent::parse_str(&body, 4).expect("parses");
+        let with_metadata = ev
+            .members
+            .as_ref()
+            .expect("members")
+            .iter()
+            .filter(|m| m.metadata.is_some())
+            .count();
+        assert_eq!(with_metadata, 4);
+        assert!(ev.truncated.is_empty());
+        // A cap of 3 leaves 12: the members list (4 > 3) is left out entirely.
+        let ev = SendbirdEvent::parse_str(&body, 3).expect("parses");
+        assert!(ev.members.is_none());
+        assert_eq!(ev.truncated, vec!["members"]);
     }
 
     #[test]
