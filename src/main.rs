@@ -2,7 +2,7 @@
 //! library.
 
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -63,6 +63,11 @@ enum Command {
         /// The body to send; `-` reads standard input.
         file: PathBuf,
     },
+    /// Check the configuration `serve` would load, without starting anything.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
     /// Work with the Avro schemas in schemas/.
     Schemas {
         #[command(subcommand)]
@@ -82,6 +87,18 @@ enum Command {
     Healthcheck {
         #[arg(long, default_value = "http://127.0.0.1:9090/readyz")]
         url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Load the configuration exactly as `serve` would (the file, then HOOKBRIDGE_* variables),
+    /// print it with defaults filled in and secrets redacted, and exit 0; or list every problem
+    /// and exit 2. Reads the files the configuration names; touches no network.
+    Check {
+        /// The configuration file (default: HOOKBRIDGE_CONFIG, else none).
+        #[arg(long, env = "HOOKBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
     },
 }
 
@@ -191,7 +208,11 @@ fn main() -> ExitCode {
                     password_file,
                 },
         } => {
-            let password = match password_file.map(std::fs::read_to_string).transpose() {
+            let password = match password_file
+                .as_ref()
+                .map(std::fs::read_to_string)
+                .transpose()
+            {
                 Ok(p) => p.map(|p| Secret::new(p.trim_end_matches(['\r', '\n']))),
                 Err(e) => {
                     eprintln!("hookbridge schemas check: cannot read the password file: {e}");
@@ -202,6 +223,7 @@ fn main() -> ExitCode {
                 url: registry_url.trim_end_matches('/').to_owned(),
                 username,
                 password,
+                password_file,
                 auto_register: false,
             };
             match subjects_to_check(config, topic_prefix, topics) {
@@ -212,9 +234,53 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Config {
+            command: ConfigCommand::Check { config },
+        } => config_check(config.as_deref()),
         Command::Events { provider, format } => events(provider.as_deref(), &format),
         Command::Healthcheck { url } => runtime().block_on(healthcheck(url)),
     }
+}
+
+/// `hookbridge config check`: what `serve` would load, or every reason it would refuse.
+fn config_check(file: Option<&Path>) -> ExitCode {
+    let config = match Config::from_sources(file, &Config::process_env(), &PROVIDERS) {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("hookbridge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // What `serve` checks next without the network: the topics the sources write.
+    let topics = match PROVIDERS.all_topics(&config.sources) {
+        Ok(topics) => topics,
+        Err(e) => {
+            eprintln!("hookbridge: invalid configuration:\n  - {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let effective = config.effective();
+    println!("# The configuration `hookbridge serve` would run, secrets redacted.");
+    for source in &config.sources.list {
+        let Some(provider) = PROVIDERS.get(source.provider) else {
+            continue;
+        };
+        let path = format!("/webhooks/{}/{}", source.provider, source.id);
+        match provider.topics(source) {
+            Ok(t) => {
+                let events: Vec<&str> = t.events.iter().map(|t| t.as_str()).collect();
+                println!(
+                    "# POST {path} -> {} (dead letters: {})",
+                    events.join(", "),
+                    t.dlq
+                );
+            }
+            Err(e) => println!("# POST {path}: {e}"),
+        }
+    }
+    println!("# {} topics in all.\n", topics.len());
+    print!("{effective}");
+    ExitCode::SUCCESS
 }
 
 fn runtime() -> tokio::runtime::Runtime {

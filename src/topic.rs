@@ -84,6 +84,17 @@ impl CategoryPattern {
     }
 }
 
+/// The pattern as written: `group_channel:*`.
+impl fmt::Display for CategoryPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)?;
+        if self.prefix {
+            f.write_str("*")?;
+        }
+        Ok(())
+    }
+}
+
 /// A configured route: events whose category matches go to `topic` instead of their family's.
 #[derive(Clone, Debug)]
 pub struct RouteOverride {

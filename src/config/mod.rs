@@ -7,6 +7,7 @@
 //! about a source is checked through a [`Catalog`], which the providers' registry implements.
 
 mod edge;
+mod effective;
 mod kafka;
 mod sources;
 
@@ -23,6 +24,7 @@ use figment::value::Dict;
 use serde::Deserialize;
 
 pub use edge::EdgeLimits;
+pub use effective::REDACTED;
 pub use kafka::{MAX_QUEUE_KBYTES, RESERVED_KAFKA_PROPERTIES, canonical_kafka_property};
 pub use sources::{
     Catalog, RawRoute, RawSource, SourceConfig, SourceDraft, SourceId, SourcesConfig, check_routes,
@@ -113,6 +115,8 @@ pub struct RegistryConfig {
     pub url: String,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// Where `password` was read from (shown by `config check`; the password never is).
+    pub password_file: Option<PathBuf>,
     /// Register schemas at start-up; when false, they must already be registered.
     pub auto_register: bool,
 }
@@ -258,11 +262,16 @@ pub struct ConfigErrors(pub Vec<String>);
 impl Config {
     /// Loads from `HOOKBRIDGE_CONFIG` (if set) and the process environment.
     pub fn load(catalog: &dyn Catalog) -> Result<Config, ConfigErrors> {
-        let env: BTreeMap<String, String> = std::env::vars()
-            .filter(|(k, _)| k.starts_with("HOOKBRIDGE_"))
-            .collect();
+        let env = Config::process_env();
         let file = env.get("HOOKBRIDGE_CONFIG").map(PathBuf::from);
         Config::from_sources(file.as_deref(), &env, catalog)
+    }
+
+    /// The process's `HOOKBRIDGE_*` variables, which is all loading reads of the environment.
+    pub fn process_env() -> BTreeMap<String, String> {
+        std::env::vars()
+            .filter(|(k, _)| k.starts_with("HOOKBRIDGE_"))
+            .collect()
     }
 
     /// Loads from an optional TOML file and a map of environment variables (tests pass their own).
@@ -734,6 +743,7 @@ impl RawConfig {
             url: url?,
             username: self.schema_registry_username.clone(),
             password,
+            password_file: self.schema_registry_password_file.clone(),
             auto_register: self.auto_register_schemas.unwrap_or(true),
         })
     }

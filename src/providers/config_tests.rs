@@ -503,3 +503,77 @@ fn only_the_variables_read_before_are_read() {
     let c = load(None, &e).expect("valid");
     assert_eq!(c.sources.list[0].topic_prefix, "env.");
 }
+
+/// `config check` prints what `serve` runs: loaded back (secrets filled in again), the printed
+/// configuration is the same configuration, and no secret is in the text.
+#[test]
+fn the_effective_configuration_loads_back_to_itself() {
+    let password = toml_file("registry-pw\n");
+    let text = format!(
+        r#"
+        kafka_brokers = "k1:9092,k2:9092"
+        schema_registry_url = "https://registry.example/apis/ccompat/v7"
+        schema_registry_username = "svc"
+        schema_registry_password_file = "{}"
+        publish_timeout = "3s"
+        trusted_proxies = ["10.0.0.0/8"]
+        max_requests_per_client = 64
+        topic_replication_factor = 3
+        [kafka_properties]
+        "linger.ms" = "7"
+        "sasl.password" = "kafka-pw-123"
+        [[routes]]
+        category = "group_channel:message_*"
+        topic = "chat.messages"
+        [[sources]]
+        provider = "stream"
+        id = "eu"
+        secrets = ["stream-secret-1", "stream-secret-2"]
+        api_key = "public-key"
+        topic_prefix = "st."
+        routes = [{{ category = "message.*", topic = "st.msgs" }}]
+        "#,
+        password.path().display()
+    );
+    let first = load_str(Some(&text), &minimal()).expect("valid");
+    let printed = toml::to_string(&first.effective()).expect("TOML");
+    for secret in [
+        "registry-pw",
+        "kafka-pw-123",
+        "stream-secret-1",
+        "stream-secret-2",
+        "tok-a",
+        "tok-b",
+    ] {
+        assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+    }
+
+    let mut again: toml::Table = printed.parse().expect("the output is TOML");
+    let sources = again["sources"].as_array_mut().expect("sources");
+    for (printed_source, loaded) in sources.iter_mut().zip(&first.sources.list) {
+        let secrets = loaded
+            .secrets
+            .iter()
+            .map(|s| toml::Value::String(s.expose().to_owned()))
+            .collect();
+        printed_source
+            .as_table_mut()
+            .expect("table")
+            .insert("secrets".into(), toml::Value::Array(secrets));
+    }
+    again["kafka_properties"]
+        .as_table_mut()
+        .expect("table")
+        .insert("sasl.password".into(), "kafka-pw-123".into());
+    let reloaded = load_str(
+        Some(&toml::to_string(&again).expect("TOML")),
+        &BTreeMap::new(),
+    )
+    .expect("the printed configuration loads");
+    assert_eq!(reloaded.effective(), first.effective());
+    assert_eq!(
+        reloaded.sources.list.len(),
+        2,
+        "the env's app and the stream source"
+    );
+}

@@ -2,6 +2,7 @@
 //! for where those come from; nothing here is mocked.
 
 mod catalogue;
+mod config_check;
 mod delivery;
 mod edge;
 mod inprocess;
