@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
-use hookbridge::config::{Config, RegistryConfig, Secret};
+use hookbridge::config::{Config, RegistryConfig, RegistrySettings};
 use hookbridge::providers::{PROVIDERS, Provider, SchemaFile, SignedHeaders};
 use hookbridge::sink::registry::{Compatibility, RegistryClient};
 use hookbridge::startup::Application;
@@ -132,6 +132,26 @@ enum SchemasCommand {
             requires = "username"
         )]
         password_file: Option<PathBuf>,
+        /// File holding a bearer token for the registry (instead of basic auth).
+        #[arg(long, env = "HOOKBRIDGE_SCHEMA_REGISTRY_BEARER_TOKEN_FILE")]
+        bearer_token_file: Option<PathBuf>,
+        /// PEM bundle of further CA certificates to trust (besides the system's roots).
+        #[arg(long, env = "HOOKBRIDGE_SCHEMA_REGISTRY_CA_FILE")]
+        ca_file: Option<PathBuf>,
+        /// Client certificate (PEM) for registries that require mutual TLS.
+        #[arg(
+            long,
+            env = "HOOKBRIDGE_SCHEMA_REGISTRY_CLIENT_CERT_FILE",
+            requires = "client_key_file"
+        )]
+        client_cert_file: Option<PathBuf>,
+        /// The client certificate's private key (PEM).
+        #[arg(
+            long,
+            env = "HOOKBRIDGE_SCHEMA_REGISTRY_CLIENT_KEY_FILE",
+            requires = "client_cert_file"
+        )]
+        client_key_file: Option<PathBuf>,
         /// Further topics whose `<topic>-value` subject to check (routing overrides).
         #[arg(long = "topic")]
         topics: Vec<String>,
@@ -206,25 +226,33 @@ fn main() -> ExitCode {
                     topics,
                     username,
                     password_file,
+                    bearer_token_file,
+                    ca_file,
+                    client_cert_file,
+                    client_key_file,
                 },
         } => {
-            let password = match password_file
-                .as_ref()
-                .map(std::fs::read_to_string)
-                .transpose()
-            {
-                Ok(p) => p.map(|p| Secret::new(p.trim_end_matches(['\r', '\n']))),
-                Err(e) => {
-                    eprintln!("hookbridge schemas check: cannot read the password file: {e}");
+            let mut errors = Vec::new();
+            let registry = RegistrySettings {
+                url: Some(&registry_url),
+                username: username.as_deref(),
+                password_file: password_file.as_deref(),
+                bearer_token_file: bearer_token_file.as_deref(),
+                ca_file: ca_file.as_deref(),
+                client_cert_file: client_cert_file.as_deref(),
+                client_key_file: client_key_file.as_deref(),
+                auto_register: false,
+            }
+            .check(&mut errors);
+            let registry = match registry {
+                Some(registry) if errors.is_empty() => registry,
+                _ => {
+                    eprintln!(
+                        "hookbridge schemas check: invalid registry settings:\n  - {}",
+                        errors.join("\n  - ")
+                    );
                     return ExitCode::from(2);
                 }
-            };
-            let registry = RegistryConfig {
-                url: registry_url.trim_end_matches('/').to_owned(),
-                username,
-                password,
-                password_file,
-                auto_register: false,
             };
             match subjects_to_check(config, topic_prefix, topics) {
                 Ok(subjects) => runtime().block_on(schemas_check(registry, subjects)),

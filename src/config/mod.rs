@@ -9,6 +9,7 @@
 mod edge;
 mod effective;
 mod kafka;
+mod registry;
 mod sources;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ use serde::Deserialize;
 pub use edge::EdgeLimits;
 pub use effective::REDACTED;
 pub use kafka::{MAX_QUEUE_KBYTES, RESERVED_KAFKA_PROPERTIES, canonical_kafka_property};
+pub use registry::{RegistryConfig, RegistrySettings, RegistryTls, read_bearer_token};
 pub use sources::{
     Catalog, RawRoute, RawSource, SourceConfig, SourceDraft, SourceId, SourcesConfig, check_routes,
     check_secrets, gather_secrets, read_secrets_file, secret_lines,
@@ -111,17 +113,6 @@ pub struct KafkaConfig {
 }
 
 #[derive(Clone, Debug)]
-pub struct RegistryConfig {
-    pub url: String,
-    pub username: Option<String>,
-    pub password: Option<Secret>,
-    /// Where `password` was read from (shown by `config check`; the password never is).
-    pub password_file: Option<PathBuf>,
-    /// Register schemas at start-up; when false, they must already be registered.
-    pub auto_register: bool,
-}
-
-#[derive(Clone, Debug)]
 pub struct Config {
     pub server: ServerConfig,
     pub limits: Limits,
@@ -142,6 +133,10 @@ struct RawConfig {
     schema_registry_url: Option<String>,
     schema_registry_username: Option<String>,
     schema_registry_password_file: Option<PathBuf>,
+    schema_registry_bearer_token_file: Option<PathBuf>,
+    schema_registry_ca_file: Option<PathBuf>,
+    schema_registry_client_cert_file: Option<PathBuf>,
+    schema_registry_client_key_file: Option<PathBuf>,
     log_format: Option<String>,
     log_level: Option<String>,
     max_body_bytes: Option<u64>,
@@ -207,6 +202,10 @@ const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("schema_registry_url", EnvKind::Text),
     ("schema_registry_username", EnvKind::Text),
     ("schema_registry_password_file", EnvKind::Text),
+    ("schema_registry_bearer_token_file", EnvKind::Text),
+    ("schema_registry_ca_file", EnvKind::Text),
+    ("schema_registry_client_cert_file", EnvKind::Text),
+    ("schema_registry_client_key_file", EnvKind::Text),
     ("log_format", EnvKind::Text),
     ("log_level", EnvKind::Text),
     ("max_body_bytes", EnvKind::Integer),
@@ -702,49 +701,16 @@ impl RawConfig {
     }
 
     fn check_registry(&self, errors: &mut Vec<String>) -> Option<RegistryConfig> {
-        let url = match self.schema_registry_url.as_deref().map(str::trim) {
-            Some(u)
-                if (u.starts_with("http://") || u.starts_with("https://"))
-                    && u.split("://").nth(1).is_some_and(|rest| {
-                        rest.split('/')
-                            .next()
-                            .is_some_and(|host| host.contains('@'))
-                    }) =>
-            {
-                errors.push("schema_registry_url (HOOKBRIDGE_SCHEMA_REGISTRY_URL): credentials in the URL would end up in logs; use schema_registry_username and schema_registry_password_file".into());
-                None
-            }
-            Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
-                Some(u.trim_end_matches('/').to_owned())
-            }
-            Some(u) if !u.is_empty() => {
-                // Not echoed: a malformed URL may still carry credentials.
-                errors.push(
-                    "schema_registry_url (HOOKBRIDGE_SCHEMA_REGISTRY_URL): must start with http:// or https://".into(),
-                );
-                None
-            }
-            _ => {
-                errors.push("schema_registry_url (HOOKBRIDGE_SCHEMA_REGISTRY_URL): required, e.g. \"http://registry:8080/apis/ccompat/v7\"".into());
-                None
-            }
-        };
-        let password = self.schema_registry_password_file.as_deref().and_then(|p| {
-            read_secret_file("schema_registry_password_file", p, errors)
-                .map(|s| Secret::new(s.trim_end_matches(['\r', '\n'])))
-        });
-        if password.is_some() != self.schema_registry_username.is_some() {
-            errors.push(
-                "schema_registry_username and schema_registry_password_file: set both or neither"
-                    .into(),
-            );
-        }
-        Some(RegistryConfig {
-            url: url?,
-            username: self.schema_registry_username.clone(),
-            password,
-            password_file: self.schema_registry_password_file.clone(),
+        RegistrySettings {
+            url: self.schema_registry_url.as_deref(),
+            username: self.schema_registry_username.as_deref(),
+            password_file: self.schema_registry_password_file.as_deref(),
+            bearer_token_file: self.schema_registry_bearer_token_file.as_deref(),
+            ca_file: self.schema_registry_ca_file.as_deref(),
+            client_cert_file: self.schema_registry_client_cert_file.as_deref(),
+            client_key_file: self.schema_registry_client_key_file.as_deref(),
             auto_register: self.auto_register_schemas.unwrap_or(true),
-        })
+        }
+        .check(errors)
     }
 }

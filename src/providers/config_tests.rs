@@ -577,3 +577,44 @@ fn the_effective_configuration_loads_back_to_itself() {
         "the env's app and the stream source"
     );
 }
+
+#[test]
+fn registry_tls_and_token_settings_are_checked_together() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path.display().to_string()
+    };
+    let not_pem = file("not.pem", "hello\n");
+    let empty_token = file("empty-token", "\n");
+    let password = file("pw", "secret\n");
+    let mut e = minimal();
+    e.insert(
+        "HOOKBRIDGE_SCHEMA_REGISTRY_URL".into(),
+        "http://registry:8080".into(),
+    );
+    e.insert("HOOKBRIDGE_SCHEMA_REGISTRY_CA_FILE".into(), not_pem.clone());
+    e.insert(
+        "HOOKBRIDGE_SCHEMA_REGISTRY_CLIENT_CERT_FILE".into(),
+        not_pem,
+    );
+    e.insert(
+        "HOOKBRIDGE_SCHEMA_REGISTRY_BEARER_TOKEN_FILE".into(),
+        empty_token,
+    );
+    e.insert("HOOKBRIDGE_SCHEMA_REGISTRY_USERNAME".into(), "svc".into());
+    e.insert("HOOKBRIDGE_SCHEMA_REGISTRY_PASSWORD_FILE".into(), password);
+    let err = load(None, &e).expect_err("invalid").0.join("\n");
+    for problem in [
+        "schema_registry_ca_file (HOOKBRIDGE_SCHEMA_REGISTRY_CA_FILE): ",
+        "holds no PEM certificate",
+        "schema_registry_client_cert_file and schema_registry_client_key_file: set both or neither",
+        "schema_registry_bearer_token_file (HOOKBRIDGE_SCHEMA_REGISTRY_BEARER_TOKEN_FILE): ",
+        "holds no token",
+        "use either a bearer token or schema_registry_username",
+        "TLS settings are given but the URL is http://",
+    ] {
+        assert!(err.contains(problem), "{problem:?} not in:\n{err}");
+    }
+}

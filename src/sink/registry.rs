@@ -8,24 +8,24 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::config::RegistryConfig;
+use crate::config::{RegistryConfig, read_bearer_token};
 
 const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
-    #[error("schema registry at {url} unreachable: {source}")]
-    Unreachable {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
+    /// `detail` is the whole chain of causes: reqwest's own message alone ("error sending
+    /// request") hides whether DNS, TCP or the certificate failed.
+    #[error("schema registry at {url} unreachable: {detail}")]
+    Unreachable { url: String, detail: String },
     #[error("schema registry answered {status} for {what}: {body}")]
     Status {
         what: String,
         status: StatusCode,
         body: String,
     },
+    #[error("schema registry at {url}: {why}")]
+    Setup { url: String, why: String },
     #[error("schema registry sent an unexpected answer for {what}: {source}")]
     Decode {
         what: String,
@@ -34,11 +34,27 @@ pub enum RegistryError {
     },
 }
 
+/// An error and its sources, `outer: inner: innermost`, without repeats.
+fn causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = cause.source();
+    }
+    out
+}
+
 #[derive(Clone)]
 pub struct RegistryClient {
     base: String,
     http: reqwest::Client,
     auth: Option<(String, String)>,
+    bearer_token_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -63,15 +79,32 @@ pub enum Compatibility {
 }
 
 impl RegistryClient {
+    /// A client trusting the system's roots, the bundled Mozilla roots and `tls.ca_pem`, and
+    /// presenting `tls.client_identity_pem` when the registry asks for a certificate.
     pub fn new(config: &RegistryConfig) -> Result<Self, RegistryError> {
-        let http = reqwest::Client::builder()
+        let setup = |why: String| RegistryError::Setup {
+            url: config.url.clone(),
+            why,
+        };
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
             .timeout(Duration::from_secs(10))
-            .connect_timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(5));
+        if let Some(pem) = &config.tls.ca_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| setup(format!("schema_registry_ca_file: {e}")))?;
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let Some(pem) = &config.tls.client_identity_pem {
+            let identity = reqwest::Identity::from_pem(pem.expose().as_bytes())
+                .map_err(|e| setup(format!("client certificate: {e}")))?;
+            builder = builder.identity(identity);
+        }
+        let http = builder
             .build()
-            .map_err(|source| RegistryError::Unreachable {
-                url: config.url.clone(),
-                source,
-            })?;
+            .map_err(|e| setup(format!("HTTP client: {e}")))?;
         Ok(RegistryClient {
             base: config.url.trim_end_matches('/').to_owned(),
             http,
@@ -79,10 +112,15 @@ impl RegistryClient {
                 .username
                 .clone()
                 .zip(config.password.as_ref().map(|p| p.expose().to_owned())),
+            bearer_token_file: config.bearer_token_file.clone(),
         })
     }
 
-    fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+    fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+    ) -> Result<reqwest::RequestBuilder, RegistryError> {
         let mut rb = self
             .http
             .request(method, format!("{}{}", self.base, path))
@@ -91,7 +129,15 @@ impl RegistryClient {
         if let Some((user, password)) = &self.auth {
             rb = rb.basic_auth(user, Some(password));
         }
-        rb
+        // Read for every request: a sidecar or a projected token may have refreshed it.
+        if let Some(path) = &self.bearer_token_file {
+            let token = read_bearer_token(path).map_err(|why| RegistryError::Setup {
+                url: self.base.clone(),
+                why: format!("schema_registry_bearer_token_file: {why}"),
+            })?;
+            rb = rb.bearer_auth(token.expose());
+        }
+        Ok(rb)
     }
 
     async fn send(
@@ -101,9 +147,9 @@ impl RegistryClient {
     ) -> Result<reqwest::Response, RegistryError> {
         rb.send()
             .await
-            .map_err(|source| RegistryError::Unreachable {
+            .map_err(|e| RegistryError::Unreachable {
                 url: self.base.clone(),
-                source,
+                detail: causes(&e),
             })
             .inspect(|r| tracing::debug!(what, status = %r.status(), "schema registry answered"))
     }
@@ -132,7 +178,7 @@ impl RegistryClient {
         schema: &str,
     ) -> Result<Option<T>, RegistryError> {
         let rb = self
-            .request(reqwest::Method::POST, path)
+            .request(reqwest::Method::POST, path)?
             .json(&json!({"schema": schema, "schemaType": "AVRO"}));
         let response = self.send(&what, rb).await?;
         if response.status() == StatusCode::NOT_FOUND {
@@ -186,7 +232,7 @@ impl RegistryClient {
         let rb = self.request(
             reqwest::Method::GET,
             &format!("/subjects/{}/versions", encode(subject)),
-        );
+        )?;
         let response = self.send(&what, rb).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(Compatibility::NewSubject);

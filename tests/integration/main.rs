@@ -8,6 +8,7 @@ mod edge;
 mod inprocess;
 mod notify;
 mod outage;
+mod registry_tls;
 mod rejection;
 mod sendbird_settings;
 mod shutdown;
