@@ -1,22 +1,30 @@
 #!/usr/bin/env bash
 # Proves the deployment artefacts are valid without a cluster and without a Docker engine:
 #   * Helm chart helm/hookbridge: `helm lint --strict`; `helm template` with the defaults, with a
-#     chart-created token Secret and with every optional part on, each render validated against
-#     the Kubernetes OpenAPI schemas of several Kubernetes versions (kubernetes-validate --strict)
-#     and the ServiceMonitor against the Prometheus Operator's Go API types; values with a wrong
-#     type or an unknown top-level key must fail to render.
+#     chart-created token Secret, with every optional part on (CPU HPA) and with every optional
+#     part on with the KEDA ScaledObject instead, each render validated against the Kubernetes
+#     OpenAPI schemas of several Kubernetes versions (kubernetes-validate --strict) and the custom
+#     resources (ServiceMonitor, PrometheusRule, HTTPRoute, ScaledObject) against their projects'
+#     Go API types and CRDs from their Go modules (tests/deploy/crdcheck: strict decode, the
+#     projects' own checks, the CRD's schema and CEL rules as the API server applies them); values
+#     with a wrong type or an unknown top-level key, and HPA and KEDA together, must fail to render.
+#   * Alert rules: the PrometheusRule's groups pass `promtool check rules`, and
+#     `promtool test rules` runs tests/deploy/prometheus/hookbridge_rules_test.yaml on them.
 #   * docker-compose.yml: `docker-compose config -q` (Debian's docker-compose, offline), the
 #     Compose Specification JSON schema, and refusal to start without the API token.
 #   * tests/deploy/ (pytest): Dockerfile structure, compose shape, chart renders and NOTES.
 #
-# Installs what it needs when missing: helm (go install, into .tools/bin), the ServiceMonitor
+# Installs what it needs when missing: helm (go install, into .tools/bin), the custom resource
 # checker (go build, into .tools/bin), docker-compose (apt-get, needs root) and the Python venv
-# .venv (requirements-test.txt + tests/deploy/requirements.txt). Runs unattended (CI=true, no TTY).
+# .venv (requirements-test.txt + tests/deploy/requirements.txt). promtool comes from Debian's
+# prometheus package, installed by scripts/install-deps.sh; without it the script fails.
+# Runs unattended (CI=true, no TTY).
 #
 #   bash scripts/check-deploy.sh
 #
 # Environment: KUBE_VERSIONS (default "1.30.0 1.32.0 1.34.0 1.37.0"), HELM (a helm binary to use
-# instead of .tools/bin/helm), PYTHON (interpreter for creating .venv, default python3).
+# instead of .tools/bin/helm), PROMTOOL (instead of promtool on PATH), PYTHON (interpreter for
+# creating .venv, default python3).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -71,10 +79,37 @@ if [ -z "${HELM:-}" ]; then
 fi
 echo "    helm: $("$HELM_BIN" version --short)"
 
-command -v go >/dev/null 2>&1 || die "go is needed to build the ServiceMonitor checker"
+command -v go >/dev/null 2>&1 || die "go is needed to build the custom resource checker"
+# KEDA's API package pulls in controller-runtime and client-go: the first build takes minutes
+echo "    building crdcheck from tests/deploy/crdcheck (first run: a few minutes; log: $OUT/crdcheck-build.log)"
 (cd tests/deploy/crdcheck && go build -o "$TOOLS/crdcheck" . >"$OUT/crdcheck-build.log" 2>&1) \
   || { cat "$OUT/crdcheck-build.log" >&2; die "go build tests/deploy/crdcheck"; }
 echo "    crdcheck: built from tests/deploy/crdcheck"
+# The CustomResourceDefinitions crdcheck validates against as the API server would (schema,
+# unknown fields, CEL rules), from the projects' Go modules: Gateway API and KEDA at the versions
+# crdcheck's go.mod pins for their Go types; the Prometheus Operator's main module (which holds
+# its CRDs) at v0.85.0, the newest version the Go module proxy serves and the CRD make k8s-test
+# applies (its API types module is newer: pkg/apis/monitoring in go.mod).
+PROM_OPERATOR_CRD_VERSION="0.85.0"
+gw_dir="$(cd tests/deploy/crdcheck && go list -m -f '{{.Dir}}' sigs.k8s.io/gateway-api)"
+keda_dir="$(cd tests/deploy/crdcheck && go list -m -f '{{.Dir}}' github.com/kedacore/keda/v2)"
+po_dir="$(go mod download -json "github.com/prometheus-operator/prometheus-operator@v$PROM_OPERATOR_CRD_VERSION" \
+  | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+CRD_FILES=("$gw_dir/config/crd/standard/gateway.networking.k8s.io_httproutes.yaml"
+           "$keda_dir/config/crd/bases/keda.sh_scaledobjects.yaml"
+           "$po_dir/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
+           "$po_dir/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml")
+CRD_ARGS=()
+for f in "${CRD_FILES[@]}"; do
+  [ -f "$f" ] || die "CRD file missing: $f (go module download failed?)"
+  CRD_ARGS+=(-crd "$f")
+done
+echo "    CRDs: HTTPRoute (gateway-api $(basename "$gw_dir" | cut -d@ -f2)), ScaledObject (keda $(basename "$keda_dir" | cut -d@ -f2)), ServiceMonitor and PrometheusRule (prometheus-operator v$PROM_OPERATOR_CRD_VERSION)"
+
+PROMTOOL="${PROMTOOL:-$(command -v promtool || true)}"
+[ -n "$PROMTOOL" ] && [ -x "$PROMTOOL" ] \
+  || die "promtool is missing: it validates the chart's alert rules. Install Debian's prometheus package (bash scripts/install-deps.sh does: apt-get install --no-install-recommends prometheus), or set PROMTOOL"
+echo "    promtool: $("$PROMTOOL" --version 2>&1 | head -1)"
 
 if ! command -v docker-compose >/dev/null 2>&1; then
   [ "$(id -u)" = 0 ] || die "docker-compose is missing and installing it needs root: apt-get install docker-compose"
@@ -115,6 +150,7 @@ lint() { # lint NAME [values file]
 lint defaults
 lint tokens-in-values -f "$VALUES/tokens-in-values.yaml"
 lint all-on -f "$VALUES/all-on.yaml"
+lint all-on-keda -f "$VALUES/all-on.yaml" -f "$VALUES/keda.yaml"
 
 # --------------------------------------------------------------------------------------------
 step "helm template + kubernetes-validate --strict (Kubernetes $KUBE_VERSIONS)"
@@ -129,53 +165,103 @@ render() { # render NAME KUBE_VERSION [helm args...] -> file path on stdout
   fi
   echo "$file"
 }
+# custom resources: kubernetes-validate has no schema for them and only warns; crdcheck decodes
+# them into their projects' Go types instead
+CRDS="ServiceMonitor:monitoring.coreos.com/v1 PrometheusRule:monitoring.coreos.com/v1 HTTPRoute:gateway.networking.k8s.io/v1 ScaledObject:keda.sh/v1alpha1"
 validate() { # validate FILE KUBE_VERSION
-  local file="$1" kv="$2" log rc=0
+  local file="$1" kv="$2" log rc=0 crd skip=()
   log="$file.validate"
   "$KV" --strict --kubernetes-version "$kv" "$file" >"$log" 2>&1 || rc=$?
-  # kubernetes-validate only warns about a kind it has no schema for (and exits 0): the only
-  # such kind here is the ServiceMonitor CRD, checked by crdcheck; anything else is an error
-  if [ "$rc" -ne 0 ] || grep -v 'Couldn.t find schema for kind ServiceMonitor with api version monitoring.coreos.com/v1' "$log" \
-        | grep -qE '^(ERROR|WARN|FATAL)'; then
+  # kubernetes-validate only warns about a kind it has no schema for (and exits 0): only the
+  # custom resources in $CRDS may be such kinds (checked by crdcheck); anything else is an error
+  for crd in $CRDS; do skip+=(-e "Couldn.t find schema for kind ${crd%%:*} with api version ${crd#*:} for kubernetes version"); done
+  if [ "$rc" -ne 0 ] || grep -v "${skip[@]}" "$log" | grep -qE '^(ERROR|WARN|FATAL)'; then
     cat "$log" >&2; die "kubernetes-validate --strict $file (Kubernetes $kv)"
   fi
   grep -c '^INFO .* passed' "$log"
 }
+crdcheck() { # crdcheck FILE NAME KUBE_VERSION KIND...: every KIND is in FILE and passes
+  local file="$1" name="$2" kv="$3" log kind; shift 3
+  log="$file.crdcheck"
+  "$TOOLS/crdcheck" "${CRD_ARGS[@]}" "$file" >"$log" 2>&1 || { cat "$log"; die "crdcheck ($name, Kubernetes $kv)"; }
+  for kind in "$@"; do
+    grep -q "^INFO .*: $kind .* passed (.*, strict decode, CRD schema and CEL rules)" "$log" \
+      || { cat "$log"; die "crdcheck ($name, Kubernetes $kv): no $kind passed"; }
+  done
+  ok "$name on Kubernetes $kv: $* valid (Go API types, strict decode; CRD schema and CEL rules)"
+}
+VARIANTS=("defaults:" "tokens-in-values:$VALUES/tokens-in-values.yaml" "all-on:$VALUES/all-on.yaml"
+          "all-on-keda:$VALUES/all-on.yaml,$VALUES/keda.yaml")
 for kv in $KUBE_VERSIONS; do
-  for spec in "defaults:" "tokens-in-values:$VALUES/tokens-in-values.yaml" "all-on:$VALUES/all-on.yaml"; do
-    name="${spec%%:*}"; vals="${spec#*:}"
-    if [ -n "$vals" ]; then file="$(render "$name" "$kv" -f "$vals")"; else file="$(render "$name" "$kv")"; fi
+  for spec in "${VARIANTS[@]}"; do
+    name="${spec%%:*}"; vals="${spec#*:}"; args=()
+    IFS=, read -r -a files <<<"$vals"
+    for f in "${files[@]}"; do args+=(-f "$f"); done
+    file="$(render "$name" "$kv" "${args[@]}")"
     n="$(validate "$file" "$kv")"
     ok "$name on Kubernetes $kv: $n objects valid (strict)"
   done
-  if ! "$TOOLS/crdcheck" "$OUT/renders/all-on-$kv.yaml" >"$OUT/renders/all-on-$kv.crdcheck" 2>&1 \
-      || ! grep -q 'ServiceMonitor passed' "$OUT/renders/all-on-$kv.crdcheck"; then
-    cat "$OUT/renders/all-on-$kv.crdcheck"; die "ServiceMonitor check (all-on, Kubernetes $kv)"
-  fi
-  ok "all-on on Kubernetes $kv: ServiceMonitor valid (monitoring.coreos.com/v1 types, strict)"
+  crdcheck "$OUT/renders/all-on-$kv.yaml" all-on "$kv" ServiceMonitor PrometheusRule HTTPRoute
+  crdcheck "$OUT/renders/all-on-keda-$kv.yaml" all-on-keda "$kv" ServiceMonitor PrometheusRule HTTPRoute ScaledObject
 done
 # every optional part is really on in the all-on renders, and off in the defaults
+has_kind() { grep -q "^kind: $2\$" "$1"; }
 for kv in $KUBE_VERSIONS; do
-  for kind in HorizontalPodAutoscaler PodDisruptionBudget ServiceMonitor NetworkPolicy Ingress; do
-    grep -q "^kind: $kind\$" "$OUT/renders/all-on-$kv.yaml" || die "the all-on render ($kv) has no $kind"
-    ! grep -q "^kind: $kind\$" "$OUT/renders/defaults-$kv.yaml" || die "the default render ($kv) has a $kind"
+  on="$OUT/renders/all-on-$kv.yaml" keda="$OUT/renders/all-on-keda-$kv.yaml" off="$OUT/renders/defaults-$kv.yaml"
+  for kind in HorizontalPodAutoscaler PodDisruptionBudget ServiceMonitor PrometheusRule NetworkPolicy Ingress HTTPRoute; do
+    has_kind "$on" "$kind" || die "the all-on render ($kv) has no $kind"
+    ! has_kind "$off" "$kind" || die "the default render ($kv) has a $kind"
   done
+  has_kind "$keda" ScaledObject && ! has_kind "$keda" HorizontalPodAutoscaler \
+    || die "the all-on-keda render ($kv) must have a ScaledObject and no HorizontalPodAutoscaler"
+  ! has_kind "$on" ScaledObject && ! has_kind "$off" ScaledObject || die "a ScaledObject without keda.enabled ($kv)"
+  grep -q '^    grafana_dashboard: "1"$' "$on" || die "the all-on render ($kv) has no dashboard ConfigMap"
+  ! grep -q 'grafana_dashboard' "$off" || die "the default render ($kv) has a dashboard ConfigMap"
+  grep -q '^      initContainers:$' "$on" && grep -q '^  name: hb-hookbridge-quota$' "$on" \
+    || die "the all-on render ($kv) lacks the init container or the extra objects"
 done
-ok "optional parts (HPA, PDB, ServiceMonitor, NetworkPolicy, Ingress): all in all-on, none in defaults"
+ok "optional parts (HPA or KEDA, PDB, ServiceMonitor, PrometheusRule, dashboard, NetworkPolicy, Ingress, HTTPRoute, extra objects): all in all-on, none in defaults"
 
 # --------------------------------------------------------------------------------------------
 step "values that must not render"
 
-must_fail() { # must_fail NAME EXPECTED_TEXT values-file
-  local name="$1" expect="$2" vals="$3" log="$OUT/must-fail-$1.log"
-  if "$HELM_BIN" template hb "$CHART" --kube-version 1.37.0 -f "$vals" >"$log" 2>&1; then
-    die "$name: rendered, but values.schema.json must reject it ($vals)"
+must_fail() { # must_fail NAME EXPECTED_TEXT values-file...
+  local name="$1" expect="$2" log="$OUT/must-fail-$1.log" args=() f; shift 2
+  for f in "$@"; do args+=(-f "$f"); done
+  if "$HELM_BIN" template hb "$CHART" --kube-version 1.37.0 "${args[@]}" >"$log" 2>&1; then
+    die "$name: rendered, but it must be rejected ($*)"
   fi
-  grep -qF -- "$expect" "$log" || { cat "$log"; die "$name: failed, but not with the schema error ($expect)"; }
-  ok "$name is rejected: $(grep -F -- "$expect" "$log" | head -1 | sed 's/^ *//')"
+  grep -qF -- "$expect" "$log" || { cat "$log"; die "$name: failed, but not with the expected error ($expect)"; }
+  ok "$name is rejected: $(grep -F -- "$expect" "$log" | head -1 | sed 's/^ *//' | cut -c1-160)"
 }
 must_fail wrong-type "at '/replicaCount': got string, want integer" "$VALUES/wrong-type.yaml"
 must_fail unknown-key "additional properties 'replicas' not allowed" "$VALUES/unknown-key.yaml"
+must_fail hpa-and-keda "autoscaling.enabled and keda.enabled are both true" \
+  "$VALUES/all-on.yaml" "$VALUES/keda.yaml" "$VALUES/hpa-and-keda.yaml"
+
+# --------------------------------------------------------------------------------------------
+step "alert rules: promtool check rules + promtool test rules ($("$PROMTOOL" --version 2>&1 | head -1 | cut -d' ' -f3))"
+
+PROM="$OUT/prometheus"
+rm -rf "$PROM"; mkdir -p "$PROM"
+extract() { "$VENV/bin/python" tests/deploy/prometheus/extract_rules.py "$@" >/dev/null || die "extract rules from $1"; }
+# the all-on rules (labels, interval, overrides) and the defaults' rules
+first_kv="$(echo $KUBE_VERSIONS | cut -d' ' -f1)"
+extract "$OUT/renders/all-on-$first_kv.yaml" "$PROM/all-on-rules.yaml"
+"$HELM_BIN" template hb "$CHART" --namespace webhooks --set prometheusRule.enabled=true \
+  --show-only templates/prometheusrule.yaml >"$PROM/defaults-render.yaml" 2>"$PROM/defaults-render.err" \
+  || { cat "$PROM/defaults-render.err"; die "helm template with prometheusRule.enabled=true"; }
+extract "$PROM/defaults-render.yaml" "$PROM/defaults-rules.yaml"
+for rules in all-on-rules defaults-rules; do
+  "$PROMTOOL" check rules "$PROM/$rules.yaml" >"$PROM/$rules.check" 2>&1 || { cat "$PROM/$rules.check"; die "promtool check rules ($rules)"; }
+  ok "promtool check rules ($rules): $(grep -o 'SUCCESS: [0-9]* rules found' "$PROM/$rules.check")"
+done
+# unit tests: the defaults' rules (summary annotations only) next to a copy of the test file
+extract "$PROM/defaults-render.yaml" "$PROM/hookbridge-rules.yaml" --summary-only
+cp tests/deploy/prometheus/hookbridge_rules_test.yaml "$PROM/"
+"$PROMTOOL" test rules "$PROM/hookbridge_rules_test.yaml" >"$PROM/test.log" 2>&1 \
+  || { cat "$PROM/test.log"; die "promtool test rules tests/deploy/prometheus/hookbridge_rules_test.yaml"; }
+ok "promtool test rules: $(grep -c 'alertname:' tests/deploy/prometheus/hookbridge_rules_test.yaml) alert checks in $(grep -c '^  - interval:' tests/deploy/prometheus/hookbridge_rules_test.yaml) tests pass"
 
 # --------------------------------------------------------------------------------------------
 step "docker-compose.yml"
@@ -201,7 +287,8 @@ ok "docker-compose.yml matches the Compose Specification schema (check-jsonschem
 # --------------------------------------------------------------------------------------------
 step "pytest tests/deploy"
 
-HOOKBRIDGE_REQUIRE_TOOLS=1 HELM="$HELM_BIN" PATH="$PATH" \
+HOOKBRIDGE_REQUIRE_TOOLS=1 HELM="$HELM_BIN" PROMTOOL="$PROMTOOL" CRDCHECK="$TOOLS/crdcheck" \
+  CRDCHECK_CRDS="$(IFS=:; echo "${CRD_FILES[*]}")" PATH="$PATH" \
   "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/deploy || die "pytest tests/deploy"
 ok "pytest tests/deploy"
 

@@ -5,13 +5,16 @@
 set -euo pipefail
 
 need=()
-for cmd in curl make gcc g++ perl pkg-config; do
+for cmd in curl make gcc g++ perl pkg-config promtool; do
   command -v "$cmd" >/dev/null 2>&1 || need+=("$cmd")
 done
 pkgs=()
 for cmd in "${need[@]}"; do
   case "$cmd" in
     gcc|g++) pkgs+=(build-essential) ;;
+    # promtool checks the Helm chart's alert rules (scripts/check-deploy.sh); Debian ships it in
+    # the prometheus package, whose server is not wanted (see below)
+    promtool) pkgs+=(prometheus) ;;
     *) pkgs+=("$cmd") ;;
   esac
 done
@@ -23,6 +26,12 @@ if ((${#pkgs[@]})); then
   if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${pkgs[@]}"
+  # the prometheus package's server would listen on 9090, the gateway's admin port: on a machine
+  # whose init system started it, stop and disable it (only promtool is used)
+  if [[ " ${pkgs[*]} " == *" prometheus "* ]] && command -v systemctl >/dev/null 2>&1 \
+      && systemctl is-enabled --quiet prometheus 2>/dev/null; then
+    $SUDO systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 missing=()

@@ -59,15 +59,33 @@ class Rendered:
 
     @property
     def container(self) -> dict:
-        containers = self.pod["containers"]
-        assert len(containers) == 1
+        """The gateway container (sidecars may sit next to it)."""
+        containers = [c for c in self.pod["containers"] if c["name"] == "hookbridge"]
+        assert len(containers) == 1, [c["name"] for c in self.pod["containers"]]
         return containers[0]
 
     def config_toml(self) -> str:
-        return self.one("ConfigMap")["data"]["config.toml"]
+        """config.toml of the gateway's ConfigMap (the dashboard and extra objects may be others)."""
+        found = [d for d in self.all("ConfigMap") if "config.toml" in d.get("data", {})]
+        assert len(found) == 1, f"expected one ConfigMap with config.toml, found {len(found)}"
+        return found[0]["data"]["config.toml"]
 
 
 def run_helm(helm: str, args: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run([helm, *args], capture_output=True, text=True, timeout=120)
 
 
+
+
+def crd_files() -> list[str]:
+    """CustomResourceDefinition files crdcheck validates against ($CRDCHECK_CRDS, separated by
+    os.pathsep; scripts/check-deploy.sh sets it from the projects' Go modules)."""
+    return [f for f in os.environ.get("CRDCHECK_CRDS", "").split(os.pathsep) if f]
+
+
+def run_crdcheck(crdcheck: str, path) -> subprocess.CompletedProcess:
+    """crdcheck on one file, with the CRDs of crd_files()."""
+    args = [crdcheck]
+    for f in crd_files():
+        args += ["-crd", f]
+    return subprocess.run([*args, str(path)], capture_output=True, text=True, timeout=60)

@@ -37,6 +37,36 @@ app.kubernetes.io/component: gateway
 {{- end }}
 {{- end }}
 
+{{/*
+metadata.annotations of an object: commonAnnotations merged with the object's own, which win.
+Renders nothing when both are empty. Argument: dict "context" $ "annotations" <map or nil>.
+Use as {{- include "hookbridge.annotations" (dict ...) | nindent 2 }}.
+*/}}
+{{- define "hookbridge.annotations" -}}
+{{- $all := merge (dict) (.annotations | default dict) (.context.Values.commonAnnotations | default dict) }}
+{{- with $all }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+PromQL label matchers that pick this release's gateway series: the job and namespace labels
+a ServiceMonitor scrape gives them (job = the Service's name), or prometheusRule.selector.
+*/}}
+{{- define "hookbridge.metricSelector" -}}
+{{- if .Values.prometheusRule.selector }}
+{{- .Values.prometheusRule.selector }}
+{{- else }}
+{{- printf "job=%q,namespace=%q" (include "hookbridge.fullname" .) .Release.Namespace }}
+{{- end }}
+{{- end }}
+
+{{/* True (non-empty) when something other than replicaCount owns the Deployment's replicas. */}}
+{{- define "hookbridge.autoscaled" -}}
+{{- if or .Values.autoscaling.enabled .Values.keda.enabled }}true{{ end }}
+{{- end }}
+
 {{- define "hookbridge.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "hookbridge.fullname" .) .Values.serviceAccount.name }}
@@ -204,5 +234,43 @@ Checks across values that the schema cannot express; fails the render with a cle
 {{- end }}
 {{- if and $v.networkPolicy.enabled (not $v.networkPolicy.webhookFrom) }}
 {{- fail "networkPolicy.webhookFrom must list at least one source (e.g. the ingress controller's namespace, or an ipBlock)" }}
+{{- end }}
+{{- /* podLabels go on the pod template next to the selector labels; the same key twice is an
+       invalid object, and a changed selector label would orphan the pods */}}
+{{- range $k, $_ := $v.podLabels }}
+{{- if has $k (list "app.kubernetes.io/name" "app.kubernetes.io/instance" "app.kubernetes.io/version" "app.kubernetes.io/managed-by" "app.kubernetes.io/component" "helm.sh/chart") }}
+{{- fail (printf "podLabels.%s is set by the chart (selector and standard labels); use another key" $k) }}
+{{- end }}
+{{- if hasKey $v.commonLabels $k }}
+{{- fail (printf "podLabels.%s is in commonLabels too, which the pods already carry; set it in one place" $k) }}
+{{- end }}
+{{- end }}
+{{- if and $v.autoscaling.enabled $v.keda.enabled }}
+{{- fail "autoscaling.enabled and keda.enabled are both true: KEDA makes its own HorizontalPodAutoscaler for the Deployment, and two autoscalers would fight over its replicas; keep one (keda.enabled scales on in-flight requests, autoscaling.enabled on CPU)" }}
+{{- end }}
+{{- if $v.keda.enabled }}
+{{- if not $v.keda.serverAddress }}
+{{- fail "keda.serverAddress is empty: KEDA's Prometheus scaler needs the address of the Prometheus that scrapes the gateway (e.g. http://prometheus-operated.monitoring.svc:9090)" }}
+{{- end }}
+{{- if gt (int $v.keda.minReplicaCount) (int $v.keda.maxReplicaCount) }}
+{{- fail (printf "keda.minReplicaCount (%d) is greater than keda.maxReplicaCount (%d)" (int $v.keda.minReplicaCount) (int $v.keda.maxReplicaCount)) }}
+{{- end }}
+{{- if ge (float64 $v.keda.threshold) (float64 $v.config.maxInFlight) }}
+{{- fail (printf "keda.threshold (%v in-flight requests per pod) must be below config.maxInFlight (%d): a pod sheds with 503 at maxInFlight, so the average would never reach the target" $v.keda.threshold (int $v.config.maxInFlight)) }}
+{{- end }}
+{{- end }}
+{{- if and $v.autoscaling.enabled (gt (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
+{{- fail (printf "autoscaling.minReplicas (%d) is greater than autoscaling.maxReplicas (%d)" (int $v.autoscaling.minReplicas) (int $v.autoscaling.maxReplicas)) }}
+{{- end }}
+{{- if and $v.httpRoute.enabled (not $v.httpRoute.parentRefs) }}
+{{- fail "httpRoute.parentRefs is empty: name the Gateway (and its listener, sectionName) the HTTPRoute attaches to; a route without parents serves nothing" }}
+{{- end }}
+{{- if $v.prometheusRule.enabled }}
+{{- $pl := $v.prometheusRule.alerts.publishLatency }}
+{{- if and $pl.enabled (kindIs "invalid" $pl.thresholdSeconds) }}
+{{- if or (le (float64 $pl.thresholdRatio) 0.0) (gt (float64 $pl.thresholdRatio) 1.0) }}
+{{- fail (printf "prometheusRule.alerts.publishLatency.thresholdRatio (%v) must be above 0 and at most 1 (a share of config.publishTimeout)" $pl.thresholdRatio) }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}

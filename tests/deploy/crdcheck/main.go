@@ -1,18 +1,32 @@
-// crdcheck validates rendered Prometheus Operator objects (ServiceMonitor), which the
-// Kubernetes OpenAPI schemas used by kubernetes-validate do not cover, by decoding them strictly
-// into the operator's own Go API types: an unknown field or a wrong type is an error.
+// crdcheck validates rendered objects of custom resources, which the Kubernetes OpenAPI schemas
+// used by kubernetes-validate do not cover, by decoding them strictly into their projects' own Go
+// API types (an unknown field or a wrong type is an error) and then checking what those projects
+// check on admission or at run time:
+//   - ServiceMonitor and PrometheusRule (monitoring.coreos.com/v1, Prometheus Operator);
+//   - ScaledObject (keda.sh/v1alpha1, KEDA), with KEDA's own trigger, replica-bound and
+//     fallback checks and the Prometheus scaler's required metadata;
+//   - HTTPRoute (gateway.networking.k8s.io/v1, Gateway API).
 //
-//	go run . FILE...   (multi-document YAML, e.g. `helm template` output; other kinds are skipped)
+// With -crd FILE (repeatable: a CustomResourceDefinition, e.g. from the project's Go module),
+// objects of that kind are also validated as the API server validates them against the CRD:
+// defaults, unknown fields, the OpenAPI v3 schema and the CEL rules (x-kubernetes-validations).
+//
+// Usage (multi-document YAML such as `helm template` output; other kinds are skipped):
+//
+//	crdcheck [-crd CRD.yaml]... FILE...
+//
+// Prints one "INFO <file>: <Kind> <name> passed (...)" or "ERROR <file>: <Kind> <name>: ..." line
+// per object; exits 1 when any object fails.
 package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
-	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
-	"k8s.io/apimachinery/pkg/util/validation"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
@@ -20,53 +34,49 @@ import (
 type typeMeta struct {
 	APIVersion string `json:"apiVersion"`
 	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name string `json:"name"`
+	} `json:"metadata"`
 }
 
-func checkServiceMonitor(doc []byte) error {
-	var sm monitoringv1.ServiceMonitor
-	if err := yaml.UnmarshalStrict(doc, &sm); err != nil {
-		return err
-	}
-	if errs := validation.IsDNS1123Subdomain(sm.Name); len(errs) > 0 {
-		return fmt.Errorf("metadata.name %q: %v", sm.Name, errs)
-	}
-	if len(sm.Spec.Endpoints) == 0 {
-		return errors.New("spec.endpoints is empty")
-	}
-	for i, ep := range sm.Spec.Endpoints {
-		if ep.Port == "" && ep.TargetPort == nil {
-			return fmt.Errorf("spec.endpoints[%d]: neither port nor targetPort", i)
-		}
-		for name, d := range map[string]monitoringv1.Duration{"interval": ep.Interval, "scrapeTimeout": ep.ScrapeTimeout} {
-			if d != "" {
-				if _, err := parsePromDuration(string(d)); err != nil {
-					return fmt.Errorf("spec.endpoints[%d].%s: %v", i, name, err)
-				}
-			}
-		}
-	}
-	for i, ep := range sm.Spec.Endpoints {
-		if ep.Interval != "" && ep.ScrapeTimeout != "" {
-			iv, _ := parsePromDuration(string(ep.Interval))
-			st, _ := parsePromDuration(string(ep.ScrapeTimeout))
-			if st > iv {
-				return fmt.Errorf("spec.endpoints[%d]: scrapeTimeout %s exceeds interval %s (Prometheus rejects it)", i, ep.ScrapeTimeout, ep.Interval)
-			}
-		}
-	}
-	if sm.Spec.Selector.MatchLabels == nil && len(sm.Spec.Selector.MatchExpressions) == 0 {
-		return errors.New("spec.selector selects nothing")
-	}
-	return nil
+type checker struct {
+	apiVersion string
+	check      func(doc []byte) error
 }
+
+var checkers = map[string]checker{
+	"ServiceMonitor": {"monitoring.coreos.com/v1", checkServiceMonitor},
+	"PrometheusRule": {"monitoring.coreos.com/v1", checkPrometheusRule},
+	"ScaledObject":   {"keda.sh/v1alpha1", checkScaledObject},
+	"HTTPRoute":      {"gateway.networking.k8s.io/v1", checkHTTPRoute},
+}
+
+type crdFlags []string
+
+func (c *crdFlags) String() string     { return strings.Join(*c, ",") }
+func (c *crdFlags) Set(v string) error { *c = append(*c, v); return nil }
 
 func main() {
-	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: crdcheck FILE...")
+	var crdFiles crdFlags
+	flag.Var(&crdFiles, "crd", "CustomResourceDefinition file to validate its kind against (repeatable)")
+	flag.Parse()
+	if flag.NArg() < 1 {
+		fmt.Fprintln(os.Stderr, "usage: crdcheck [-crd CRD.yaml]... FILE...")
 		os.Exit(2)
 	}
+	schemas := map[string]*crdSchema{}
+	for _, f := range crdFiles {
+		loaded, err := loadCRDs(f)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ERROR", err)
+			os.Exit(2)
+		}
+		for k, v := range loaded {
+			schemas[k] = v
+		}
+	}
 	failed, checked := 0, 0
-	for _, name := range os.Args[1:] {
+	for _, name := range flag.Args() {
 		data, err := os.ReadFile(name)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "ERROR", err)
@@ -86,15 +96,27 @@ func main() {
 			if err := yaml.Unmarshal(doc, &tm); err != nil || tm.Kind == "" {
 				continue
 			}
-			if tm.APIVersion != "monitoring.coreos.com/v1" || tm.Kind != "ServiceMonitor" {
+			c, ok := checkers[tm.Kind]
+			if !ok {
 				continue
 			}
 			checked++
-			if err := checkServiceMonitor(doc); err != nil {
+			if tm.APIVersion != c.apiVersion {
 				failed++
-				fmt.Printf("ERROR %s: ServiceMonitor: %v\n", name, err)
+				fmt.Printf("ERROR %s: %s %s: apiVersion %q, want %q\n", name, tm.Kind, tm.Metadata.Name, tm.APIVersion, c.apiVersion)
+				continue
+			}
+			how := "strict decode"
+			err = c.check(doc)
+			if s, ok := schemas[tm.APIVersion+" "+tm.Kind]; ok && err == nil {
+				how += ", CRD schema and CEL rules"
+				err = s.validate(doc)
+			}
+			if err != nil {
+				failed++
+				fmt.Printf("ERROR %s: %s %s: %v\n", name, tm.Kind, tm.Metadata.Name, err)
 			} else {
-				fmt.Printf("INFO %s: ServiceMonitor passed (monitoring.coreos.com/v1, strict decode)\n", name)
+				fmt.Printf("INFO %s: %s %s passed (%s, %s)\n", name, tm.Kind, tm.Metadata.Name, c.apiVersion, how)
 			}
 		}
 	}
@@ -102,6 +124,6 @@ func main() {
 		os.Exit(1)
 	}
 	if checked == 0 {
-		fmt.Println("INFO no ServiceMonitor found")
+		fmt.Println("INFO no custom resource found")
 	}
 }
