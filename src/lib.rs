@@ -26,11 +26,13 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod json;
+pub mod otel;
 pub mod providers;
 pub mod sink;
 pub mod startup;
 pub mod telemetry;
 pub mod topic;
+pub mod trace;
 pub mod verify;
 
 /// The layering the modules promise, checked on the source: module dependencies (outside test

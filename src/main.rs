@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use hookbridge::config::{Config, RegistryConfig, RegistrySettings};
+use hookbridge::otel;
 use hookbridge::providers::{PROVIDERS, Provider, SchemaFile, SignedHeaders};
 use hookbridge::sink::registry::{Compatibility, RegistryClient};
 use hookbridge::startup::Application;
@@ -326,7 +327,19 @@ fn serve() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init_logging(config.server.log_format, &config.server.log_level);
+    // Built before the runtime: the exporter's HTTP client runs on a thread of its own.
+    let export = match otel::Export::start(&config.tracing) {
+        Ok(export) => export,
+        Err(e) => {
+            eprintln!("hookbridge: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init_logging(
+        config.server.log_format,
+        &config.server.log_level,
+        export.as_ref(),
+    );
     let result = runtime().block_on(async {
         // Listen for SIGTERM from the start: a pod stopped while still starting exits cleanly.
         let mut stop = Box::pin(shutdown_signal());
@@ -339,6 +352,9 @@ fn serve() -> ExitCode {
         };
         app.run_until_stopped(stop).await
     });
+    if let Some(export) = export {
+        export.shutdown();
+    }
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

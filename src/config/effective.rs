@@ -117,6 +117,13 @@ impl Config {
             duration(self.sources.reload_interval),
         );
 
+        let o = &self.tracing;
+        if let Some(url) = &o.traces_url {
+            t.insert("otel_endpoint".into(), string(url.clone()));
+        }
+        t.insert("otel_service_name".into(), string(o.service_name.clone()));
+        t.insert("otel_sampling_ratio".into(), Value::Float(o.sampling_ratio));
+
         // Tables last, as TOML needs them after the plain keys.
         let properties: Table = k
             .properties

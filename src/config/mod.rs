@@ -9,6 +9,7 @@
 mod edge;
 mod effective;
 mod kafka;
+mod otel;
 mod registry;
 mod sources;
 
@@ -27,6 +28,7 @@ use serde::Deserialize;
 pub use edge::EdgeLimits;
 pub use effective::REDACTED;
 pub use kafka::{MAX_QUEUE_KBYTES, RESERVED_KAFKA_PROPERTIES, canonical_kafka_property};
+pub use otel::TracingConfig;
 pub use registry::{RegistryConfig, RegistrySettings, RegistryTls, read_bearer_token};
 pub use sources::{
     Catalog, RawRoute, RawSource, SourceConfig, SourceDraft, SourceId, SourcesConfig, check_routes,
@@ -119,6 +121,7 @@ pub struct Config {
     pub kafka: KafkaConfig,
     pub registry: RegistryConfig,
     pub sources: SourcesConfig,
+    pub tracing: TracingConfig,
 }
 
 /// The file's and the environment's shape, before checking. Loose types on purpose: checking
@@ -158,6 +161,9 @@ struct RawConfig {
     topic_replication_factor: Option<u64>,
     auto_register_schemas: Option<bool>,
     tokens_reload_interval: Option<String>,
+    otel_endpoint: Option<String>,
+    otel_service_name: Option<String>,
+    otel_sampling_ratio: Option<f64>,
     sources: Vec<RawSource>,
     kafka_properties: BTreeMap<String, String>,
     kafka_property_files: BTreeMap<String, PathBuf>,
@@ -188,6 +194,7 @@ impl StringOrList {
 enum EnvKind {
     Text,
     Integer,
+    Number,
     Boolean,
 }
 
@@ -227,6 +234,16 @@ const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("topic_replication_factor", EnvKind::Integer),
     ("auto_register_schemas", EnvKind::Boolean),
     ("tokens_reload_interval", EnvKind::Text),
+    ("otel_endpoint", EnvKind::Text),
+    ("otel_service_name", EnvKind::Text),
+    ("otel_sampling_ratio", EnvKind::Number),
+];
+
+/// The standard OpenTelemetry variables read, and the setting each stands for. They are below
+/// the file and the `HOOKBRIDGE_*` variables.
+const OTEL_ENV_KEYS: &[(&str, &str)] = &[
+    ("OTEL_EXPORTER_OTLP_ENDPOINT", "otel_endpoint"),
+    ("OTEL_SERVICE_NAME", "otel_service_name"),
 ];
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
@@ -269,7 +286,9 @@ impl Config {
     /// The process's `HOOKBRIDGE_*` variables, which is all loading reads of the environment.
     pub fn process_env() -> BTreeMap<String, String> {
         std::env::vars()
-            .filter(|(k, _)| k.starts_with("HOOKBRIDGE_"))
+            .filter(|(k, _)| {
+                k.starts_with("HOOKBRIDGE_") || OTEL_ENV_KEYS.iter().any(|(var, _)| var == k)
+            })
             .collect()
     }
 
@@ -298,6 +317,11 @@ impl Config {
         catalog: &dyn Catalog,
     ) -> Result<Config, ConfigErrors> {
         let mut figment = Figment::new();
+        for (var, key) in OTEL_ENV_KEYS {
+            if let Some(value) = env.get(*var).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+                figment = figment.merge(Serialized::default(key, value));
+            }
+        }
         if let Some(text) = toml {
             figment = figment.merge(Toml::string(text));
         }
@@ -319,6 +343,13 @@ impl Config {
                     Ok(n) => figment.merge(Serialized::default(key, n)),
                     Err(_) => {
                         errors.push(format!("{var}: expected a whole number, got {value:?}"));
+                        figment
+                    }
+                },
+                EnvKind::Number => match value.parse::<f64>() {
+                    Ok(n) if n.is_finite() => figment.merge(Serialized::default(key, n)),
+                    _ => {
+                        errors.push(format!("{var}: expected a number, got {value:?}"));
                         figment
                     }
                 },
@@ -506,6 +537,12 @@ impl RawConfig {
     ) -> Option<Config> {
         let server = self.check_server(errors);
         let registry = self.check_registry(errors);
+        let tracing = otel::check(
+            self.otel_endpoint.as_deref(),
+            self.otel_service_name.as_deref(),
+            self.otel_sampling_ratio,
+            errors,
+        );
         let kafka_brokers = match self.kafka_brokers.as_deref().map(str::trim) {
             Some(b) if !b.is_empty() => Some(b.to_owned()),
             _ => {
@@ -648,6 +685,7 @@ impl RawConfig {
                 list,
                 reload_interval: tokens_reload_interval?,
             },
+            tracing: tracing?,
         })
     }
 

@@ -27,9 +27,11 @@ use crate::config::{EdgeLimits, Limits, max_record_bytes_for};
 use crate::error::ApiError;
 use crate::http::budget::{ByteBudget, Reservation};
 use crate::http::client::{PerClient, client_addr};
+use crate::otel;
 use crate::providers::{Built, HEADER_DLQ_REASON, Source, record_headers};
 use crate::sink::kafka::{OutRecord, PublishError, Publisher, wire_size};
 use crate::telemetry;
+use crate::trace::TraceContext;
 use crate::verify::{SignatureError, VerifiedWebhook, Verifier};
 
 const REQUEST_ID: &str = "x-request-id";
@@ -200,9 +202,20 @@ async fn handle(
         category = field::Empty,
         event_id = field::Empty,
         family = field::Empty,
+        trace_id = field::Empty,
     );
+    let trace = otel::request_context(&span, TraceContext::from_headers(&headers));
+    // Logs name the trace the record carries, so a log line, a span and a record join up.
+    span.record("trace_id", trace.trace_id_hex());
     let mut family = None;
-    let result = process(&state, source, client, &headers, body, started, &mut family)
+    let request = Request {
+        client,
+        headers: &headers,
+        body,
+        started,
+        trace: &trace,
+    };
+    let result = process(&state, source, request, &mut family)
         .instrument(span.clone())
         .await;
     let family_label = family.unwrap_or("none");
@@ -220,6 +233,15 @@ async fn handle(
     metrics::histogram!(telemetry::REQUEST_DURATION, "provider" => provider, "outcome" => outcome)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// What a request brought: who sent it, its headers and body, when it arrived and its trace.
+struct Request<'a> {
+    client: IpAddr,
+    headers: &'a HeaderMap,
+    body: Body,
+    started: Instant,
+    trace: &'a TraceContext,
 }
 
 /// Decrements the in-flight gauge when a request ends, however it ends.
@@ -241,12 +263,16 @@ impl Drop for InFlight {
 async fn process(
     state: &Arc<WebhookState>,
     source: Option<Arc<dyn Source>>,
-    client: IpAddr,
-    headers: &HeaderMap,
-    body: Body,
-    started: Instant,
+    request: Request<'_>,
     family: &mut Option<&'static str>,
 ) -> Result<Accepted, ApiError> {
+    let Request {
+        client,
+        headers,
+        body,
+        started,
+        trace,
+    } = request;
     // Shed load before buffering anything.
     let _permit = state.in_flight.clone().try_acquire_owned().map_err(|_| {
         tracing::warn!("in-flight limit reached, shedding request");
@@ -296,41 +322,50 @@ async fn process(
     // Bytes are reserved as they arrive (in steps), never for a length only declared: a forged
     // upload that sends nothing holds nothing.
     let mut held = state.budget.empty();
-    read_body(
-        state,
-        body,
-        &mut verifier,
-        &mut held,
-        declared,
-        started,
-        deadline,
-    )
+    // Reading the body and checking its signature: the `verify` span (exported when on).
+    let webhook = async {
+        read_body(
+            state,
+            body,
+            &mut verifier,
+            &mut held,
+            declared,
+            started,
+            deadline,
+        )
+        .await?;
+        Ok::<_, ApiError>(match verifier.inflated_size().map_err(unauthorized)? {
+            None => verifier
+                .finish(source.id().as_str(), received_at_ms)
+                .map_err(unauthorized)?,
+            Some(size) => {
+                // The signed content is the body decompressed: its buffer is held like body bytes,
+                // reserved before it exists, and inflating takes CPU: off the async workers.
+                state
+                    .budget
+                    .grow_body(&mut held, size, deadline)
+                    .await
+                    .map_err(|_| {
+                        tracing::warn!(
+                            size,
+                            "buffered-bytes budget exhausted before decompressing"
+                        );
+                        ApiError::Unavailable("request buffer full")
+                    })?;
+                let id = source.id().as_str().to_owned();
+                tokio::task::spawn_blocking(move || verifier.finish(&id, received_at_ms))
+                    .await
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "verifying the decompressed body failed");
+                        ApiError::Internal
+                    })?
+                    .map_err(unauthorized)?
+            }
+        })
+    }
+    .instrument(tracing::debug_span!("verify"))
     .await?;
-    let webhook = match verifier.inflated_size().map_err(unauthorized)? {
-        None => verifier
-            .finish(source.id().as_str(), received_at_ms)
-            .map_err(unauthorized)?,
-        Some(size) => {
-            // The signed content is the body decompressed: its buffer is held like body bytes,
-            // reserved before it exists, and inflating takes CPU: off the async workers.
-            state
-                .budget
-                .grow_body(&mut held, size, deadline)
-                .await
-                .map_err(|_| {
-                    tracing::warn!(size, "buffered-bytes budget exhausted before decompressing");
-                    ApiError::Unavailable("request buffer full")
-                })?;
-            let id = source.id().as_str().to_owned();
-            tokio::task::spawn_blocking(move || verifier.finish(&id, received_at_ms))
-                .await
-                .map_err(|e| {
-                    tracing::error!(error = %e, "verifying the decompressed body failed");
-                    ApiError::Internal
-                })?
-                .map_err(unauthorized)?
-        }
-    };
+
     let span = tracing::Span::current();
     span.record("event_id", webhook.event_id());
 
@@ -353,23 +388,25 @@ async fn process(
             ApiError::Unavailable("request buffer full")
         })?;
     // Parsing and encoding a large body takes milliseconds of CPU: off the async workers.
+    let encode = tracing::debug_span!("encode");
     let built = if webhook.content().len() >= BLOCKING_BUILD_BYTES {
         let (source, webhook) = (source.clone(), webhook.clone());
-        tokio::task::spawn_blocking(move || source.build(&webhook))
+        tokio::task::spawn_blocking(move || encode.in_scope(|| source.build(&webhook)))
             .await
             .map_err(|e| {
                 tracing::error!(error = %e, "building the record failed");
                 ApiError::Internal
             })?
     } else {
-        source.build(&webhook)
+        encode.in_scope(|| source.build(&webhook))
     };
     match built {
         Built::Event {
-            record,
+            mut record,
             category,
             family: f,
         } => {
+            record.headers.extend(trace.record_headers());
             span.record("category", category.as_str());
             span.record("family", f);
             *family = Some(f);
@@ -380,7 +417,7 @@ async fn process(
                 span.record("category", c.as_str());
             }
             *family = None;
-            dead_letter(state, &*source, &webhook, reason, deadline).await
+            dead_letter(state, &*source, &webhook, reason, trace, deadline).await
         }
         Built::Internal => Err(ApiError::Internal),
     }
@@ -474,10 +511,12 @@ async fn dead_letter(
     source: &dyn Source,
     webhook: &VerifiedWebhook,
     reason: &'static str,
+    trace: &TraceContext,
     deadline: Instant,
 ) -> Result<Accepted, ApiError> {
     let mut headers = record_headers(source, webhook);
     headers.push((HEADER_DLQ_REASON, reason.as_bytes().to_vec()));
+    headers.extend(trace.record_headers());
     // A body within max_body_bytes and these few bounded headers always fit; say so if not.
     let size = wire_size(None, webhook.body().len(), &headers);
     if size > state.max_record_bytes {
@@ -517,7 +556,11 @@ async fn send(
 ) -> Result<Accepted, ApiError> {
     let topic = record.topic.clone();
     let started = Instant::now();
-    let result = state.publisher.publish(record, deadline).await;
+    let result = state
+        .publisher
+        .publish(record, deadline)
+        .instrument(tracing::debug_span!("publish", topic = %topic))
+        .await;
     let label = result.as_ref().map_or_else(PublishError::label, |_| "ok");
     metrics::histogram!(telemetry::PUBLISH_DURATION, "provider" => provider, "family" => family, "result" => label)
         .record(started.elapsed().as_secs_f64());

@@ -519,6 +519,8 @@ fn the_effective_configuration_loads_back_to_itself() {
         trusted_proxies = ["10.0.0.0/8"]
         max_requests_per_client = 64
         topic_replication_factor = 3
+        otel_endpoint = "http://collector:4318"
+        otel_sampling_ratio = 0.25
         [kafka_properties]
         "linger.ms" = "7"
         "sasl.password" = "kafka-pw-123"
@@ -617,4 +619,42 @@ fn registry_tls_and_token_settings_are_checked_together() {
     ] {
         assert!(err.contains(problem), "{problem:?} not in:\n{err}");
     }
+}
+
+#[test]
+fn span_export_settings_come_from_the_file_the_variables_or_otel_s_own() {
+    let mut e = minimal();
+    let c = load(None, &e).expect("valid");
+    assert_eq!(c.tracing.traces_url, None, "off by default");
+    assert_eq!(c.tracing.service_name, "hookbridge");
+
+    e.insert(
+        "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+        "http://otel:4318/".into(),
+    );
+    e.insert("OTEL_SERVICE_NAME".into(), "webhooks-eu".into());
+    let c = load(None, &e).expect("valid");
+    assert_eq!(
+        c.tracing.traces_url.as_deref(),
+        Some("http://otel:4318/v1/traces")
+    );
+    assert_eq!(c.tracing.service_name, "webhooks-eu");
+
+    // The file and HOOKBRIDGE_* win over OTEL_*.
+    e.insert(
+        "HOOKBRIDGE_OTEL_ENDPOINT".into(),
+        "https://collector.example/v1/traces".into(),
+    );
+    let c = load_str(Some("otel_service_name = \"from-file\""), &e).expect("valid");
+    assert_eq!(
+        c.tracing.traces_url.as_deref(),
+        Some("https://collector.example/v1/traces")
+    );
+    assert_eq!(c.tracing.service_name, "from-file");
+
+    e.insert("HOOKBRIDGE_OTEL_SAMPLING_RATIO".into(), "1.5".into());
+    e.insert("HOOKBRIDGE_OTEL_ENDPOINT".into(), "collector:4318".into());
+    let err = load(None, &e).expect_err("invalid").0.join("\n");
+    assert!(err.contains("otel_sampling_ratio"), "{err}");
+    assert!(err.contains("must be an http:// or https:// URL"), "{err}");
 }

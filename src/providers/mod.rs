@@ -33,6 +33,7 @@ use crate::config::{
 use crate::sink::avro::parse_schema;
 use crate::sink::kafka::{OutRecord, wire_size};
 use crate::topic::TopicName;
+use crate::trace;
 use crate::verify::{Expectation, HmacKey, KeySet, SignatureError, VerifiedWebhook};
 
 /// Every provider, in one place: adding one is a folder and a line here.
@@ -247,7 +248,9 @@ pub fn sized_record(
     if let Some(category) = &routed.category {
         headers.push((HEADER_CATEGORY, category.as_bytes().to_vec()));
     }
-    let size = wire_size(routed.key.as_deref(), value_len, &headers);
+    // The trace headers are added later, by the handler; their room is kept here.
+    let size =
+        wire_size(routed.key.as_deref(), value_len, &headers) + trace::MAX_RECORD_HEADER_BYTES;
     if size > max_record_bytes {
         tracing::error!(
             record_bytes = size,

@@ -1,6 +1,7 @@
 //! Kafka: one idempotent `FutureProducer` with the settings the delivery guarantee rests on,
 //! the [`Publisher`] seam handlers publish through, topic creation at start-up and the broker
-//! health the readiness probe reports.
+//! health the readiness probe reports. The producer's context sends librdkafka's logs to
+//! tracing and its statistics to metrics ([`super::stats`]).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -9,13 +10,13 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::{ClientContext, Statistics};
 use tokio::time::Instant;
 
 use crate::config::KafkaConfig;
@@ -95,11 +96,23 @@ pub trait Publisher: Send + Sync + 'static {
     fn flush(&self, timeout: Duration) -> BoxFuture<'_, Result<(), String>>;
 }
 
-/// Routes librdkafka's own logs and errors into tracing.
+/// Routes librdkafka's own logs and errors into tracing, and its statistics into metrics.
 #[derive(Clone, Default)]
-pub struct TracingContext;
+pub struct TelemetryContext;
 
-impl ClientContext for TracingContext {
+impl ClientContext for TelemetryContext {
+    /// Replaces rdkafka's default, which logs a parse failure at error level at every interval.
+    fn stats_raw(&self, statistics: &[u8]) {
+        if let Some(statistics) = super::stats::parse(statistics) {
+            self.stats(statistics);
+        }
+    }
+
+    /// Replaces rdkafka's default, which logs the whole report at info level.
+    fn stats(&self, statistics: Statistics) {
+        super::stats::record(&statistics);
+    }
+
     fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
         match level {
             RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical => {
@@ -130,8 +143,12 @@ impl ClientContext for TracingContext {
     }
 }
 
-/// The client configuration: user properties first, then the settings the guarantee rests on
-/// (configuration loading already refused attempts to override those).
+/// How often librdkafka reports its statistics unless `kafka_properties` says otherwise (0 turns
+/// them off): the health check's interval, and no shorter than a typical scrape interval.
+pub const STATISTICS_INTERVAL_MS: &str = "5000";
+
+/// The producer's configuration: defaults, then user properties, then the settings the
+/// guarantee rests on (configuration loading already refused attempts to override those).
 pub fn client_config(config: &KafkaConfig) -> ClientConfig {
     let mut cc = ClientConfig::new();
     cc.set("client.id", "hookbridge")
@@ -139,7 +156,8 @@ pub fn client_config(config: &KafkaConfig) -> ClientConfig {
         .set("linger.ms", "5")
         .set("message.timeout.ms", "30000")
         .set("queue.buffering.max.kbytes", "65536")
-        .set("socket.keepalive.enable", "true");
+        .set("socket.keepalive.enable", "true")
+        .set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
     for (key, value) in &config.properties {
         cc.set(key, value.expose());
     }
@@ -156,6 +174,15 @@ pub fn client_config(config: &KafkaConfig) -> ClientConfig {
             (config.max_record_bytes + 64 * 1024).to_string(),
         );
     cc.set_log_level(RDKafkaLogLevel::Warning);
+    cc
+}
+
+/// The configuration of the short-lived admin clients (topic creation and checks): the
+/// producer's, without statistics. Their context is rdkafka's default, which would log every
+/// report, and the producer's already cover the same brokers.
+fn admin_config(config: &KafkaConfig) -> ClientConfig {
+    let mut cc = client_config(config);
+    cc.set("statistics.interval.ms", "0");
     cc
 }
 
@@ -206,18 +233,18 @@ fn classify(error: &KafkaError) -> PublishError {
 
 #[derive(Clone)]
 pub struct KafkaPublisher {
-    producer: FutureProducer<TracingContext>,
+    producer: FutureProducer<TelemetryContext>,
 }
 
 impl KafkaPublisher {
     pub fn new(config: &KafkaConfig) -> Result<Self, String> {
         let producer = client_config(config)
-            .create_with_context(TracingContext)
+            .create_with_context(TelemetryContext)
             .map_err(|e| redacted(config, &e))?;
         Ok(KafkaPublisher { producer })
     }
 
-    pub fn producer(&self) -> &FutureProducer<TracingContext> {
+    pub fn producer(&self) -> &FutureProducer<TelemetryContext> {
         &self.producer
     }
 
@@ -372,7 +399,7 @@ pub async fn ensure_topics(
                 .set("min.insync.replicas", &min_insync)
         })
         .collect();
-    let admin: AdminClient<DefaultClientContext> = client_config(config)
+    let admin: AdminClient<DefaultClientContext> = admin_config(config)
         .create()
         .map_err(|e| format!("cannot create Kafka admin client: {}", redacted(config, &e)))?;
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
@@ -439,7 +466,7 @@ pub async fn undersized_topics(
     replicas: &std::collections::BTreeMap<String, usize>,
 ) -> Result<TopicSizes, String> {
     use rdkafka::admin::{OwnedResourceSpecifier, ResourceSpecifier};
-    let admin: AdminClient<DefaultClientContext> = client_config(config)
+    let admin: AdminClient<DefaultClientContext> = admin_config(config)
         .create()
         .map_err(|e| format!("cannot create Kafka admin client: {}", redacted(config, &e)))?;
     let specifiers: Vec<ResourceSpecifier<'_>> = topics
@@ -610,6 +637,47 @@ mod tests {
             .parse()
             .expect("number");
         assert!(max > 2 * 2 * 1024 * 1024, "{max}");
+    }
+
+    #[test]
+    fn statistics_are_on_for_the_producer_unless_configured_and_off_for_admin_clients() {
+        let cc = client_config(&section(&[]));
+        assert_eq!(
+            cc.get("statistics.interval.ms"),
+            Some(STATISTICS_INTERVAL_MS)
+        );
+        let off = section(&[("statistics.interval.ms", "0")]);
+        assert_eq!(client_config(&off).get("statistics.interval.ms"), Some("0"));
+        let faster = section(&[("statistics.interval.ms", "1000")]);
+        assert_eq!(
+            client_config(&faster).get("statistics.interval.ms"),
+            Some("1000")
+        );
+        assert_eq!(
+            admin_config(&faster).get("statistics.interval.ms"),
+            Some("0")
+        );
+    }
+
+    #[test]
+    fn the_producer_context_turns_a_statistics_report_into_metrics() {
+        let report = include_bytes!("../../tests/fixtures/librdkafka/statistics-sent.json");
+        let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+        metrics::with_local_recorder(&recorder, || {
+            TelemetryContext.stats_raw(b"{\"truncated");
+            TelemetryContext.stats_raw(report);
+        });
+        let page = recorder.handle().render();
+        assert!(
+            page.contains(
+                "hookbridge_kafka_broker_up{broker_id=\"1\",broker=\"127.0.0.1:9092\"} 1\n"
+            ),
+            "{page}"
+        );
+        assert!(
+            page.contains("\nhookbridge_kafka_producer_queue_max_messages 100000\n"),
+            "{page}"
+        );
     }
 
     #[test]

@@ -1,0 +1,257 @@
+//! W3C Trace Context (<https://www.w3.org/TR/trace-context/>) for records: every record carries
+//! a `traceparent` header (and the sender's `tracestate`, when it sent a valid one), continuing
+//! the sender's trace when its request had a valid `traceparent`, else starting one. This holds
+//! with span export off too, so consumer teams can always join a record to the request.
+
+use std::fmt::Write as _;
+
+use axum::http::HeaderMap;
+
+/// The record header names, as the W3C specification spells them for HTTP.
+pub const TRACEPARENT: &str = "traceparent";
+pub const TRACESTATE: &str = "tracestate";
+
+/// The longest `tracestate` passed on (the specification's 32 members of 256 bytes would be
+/// 8 KiB; vendors keep it to 512).
+const MAX_TRACESTATE_BYTES: usize = 512;
+
+/// The most the trace headers add to a record: both values at their longest, both names, and
+/// the varint lengths Kafka's record format puts around each.
+pub const MAX_RECORD_HEADER_BYTES: usize =
+    TRACEPARENT.len() + 55 + TRACESTATE.len() + MAX_TRACESTATE_BYTES + 2 * 2 * 5;
+
+/// One position in a trace: the trace, the span (of this hop, or the sender's for an incoming
+/// context), and whether it is sampled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceContext {
+    pub trace_id: [u8; 16],
+    pub span_id: [u8; 8],
+    pub sampled: bool,
+    pub tracestate: Option<String>,
+}
+
+fn hex_bytes<const N: usize>(text: &str) -> Option<[u8; N]> {
+    if text.len() != N * 2
+        || !text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    let mut out = [0u8; N];
+    hex::decode_to_slice(text, &mut out).ok()?;
+    Some(out)
+}
+
+fn random_nonzero<const N: usize>() -> [u8; N] {
+    loop {
+        let bytes = uuid::Uuid::new_v4().into_bytes();
+        let mut out = [0u8; N];
+        out.copy_from_slice(&bytes[..N]);
+        if out.iter().any(|b| *b != 0) {
+            return out;
+        }
+    }
+}
+
+impl TraceContext {
+    /// The sender's context from its `traceparent` (and `tracestate`), when valid by the
+    /// specification: version `00` exactly as long as it should be, or a later version with at
+    /// least those fields; lowercase hex; ids not all zero. Anything else is ignored.
+    pub fn from_headers(headers: &HeaderMap) -> Option<TraceContext> {
+        let mut values = headers.get_all(TRACEPARENT).iter();
+        let value = values.next()?.to_str().ok()?.trim();
+        if values.next().is_some() {
+            return None;
+        }
+        let mut parts = value.split('-');
+        let version = hex_bytes::<1>(parts.next()?)?[0];
+        let trace_id = hex_bytes::<16>(parts.next()?)?;
+        let span_id = hex_bytes::<8>(parts.next()?)?;
+        let flags = hex_bytes::<1>(parts.next()?)?[0];
+        let rest = parts.next();
+        if version == 0xff
+            || (version == 0 && (rest.is_some() || value.len() != 55))
+            || trace_id == [0; 16]
+            || span_id == [0; 8]
+        {
+            return None;
+        }
+        // tracestate: one header line, printable ASCII, bounded; else left out (traceparent
+        // alone is still a valid continuation).
+        let mut states = headers.get_all(TRACESTATE).iter();
+        let tracestate = match (states.next(), states.next()) {
+            (Some(v), None) => v
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|s| {
+                    !s.is_empty()
+                        && s.len() <= MAX_TRACESTATE_BYTES
+                        && s.bytes().all(|b| (0x20..0x7f).contains(&b))
+                })
+                .map(str::to_owned),
+            _ => None,
+        };
+        Some(TraceContext {
+            trace_id,
+            span_id,
+            sampled: flags & 1 == 1,
+            tracestate,
+        })
+    }
+
+    /// This hop's context: a new span in the sender's trace, or a new trace.
+    pub fn child_of(parent: Option<&TraceContext>, sampled_if_new: bool) -> TraceContext {
+        match parent {
+            Some(p) => TraceContext {
+                trace_id: p.trace_id,
+                span_id: random_nonzero(),
+                sampled: p.sampled,
+                tracestate: p.tracestate.clone(),
+            },
+            None => TraceContext {
+                trace_id: random_nonzero(),
+                span_id: random_nonzero(),
+                sampled: sampled_if_new,
+                tracestate: None,
+            },
+        }
+    }
+
+    /// The trace id as 32 lowercase hex digits, as logs and trace backends show it.
+    pub fn trace_id_hex(&self) -> String {
+        hex::encode(self.trace_id)
+    }
+
+    /// `00-<trace id>-<span id>-<flags>`.
+    pub fn traceparent(&self) -> String {
+        let mut out = String::with_capacity(55);
+        out.push_str("00-");
+        for b in self.trace_id {
+            let _ = write!(out, "{b:02x}");
+        }
+        out.push('-');
+        for b in self.span_id {
+            let _ = write!(out, "{b:02x}");
+        }
+        out.push_str(if self.sampled { "-01" } else { "-00" });
+        out
+    }
+
+    /// The record headers: `traceparent`, and `tracestate` when there is one.
+    pub fn record_headers(&self) -> impl Iterator<Item = (&'static str, Vec<u8>)> + use<> {
+        let parent = (TRACEPARENT, self.traceparent().into_bytes());
+        let state = self
+            .tracestate
+            .clone()
+            .map(|s| (TRACESTATE, s.into_bytes()));
+        std::iter::once(parent).chain(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                axum::http::HeaderName::from_bytes(k.as_bytes()).expect("name"),
+                v.parse().expect("value"),
+            );
+        }
+        h
+    }
+
+    const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn the_specification_examples_parse() {
+        let c = TraceContext::from_headers(&headers(&[
+            ("traceparent", VALID),
+            ("tracestate", "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"),
+        ]))
+        .expect("valid");
+        assert_eq!(hex::encode(c.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(hex::encode(c.span_id), "00f067aa0ba902b7");
+        assert!(c.sampled);
+        assert_eq!(
+            c.tracestate.as_deref(),
+            Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+        );
+        assert_eq!(c.traceparent(), VALID);
+    }
+
+    #[test]
+    fn invalid_traceparents_are_ignored() {
+        for bad in [
+            "",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+        ] {
+            assert_eq!(
+                TraceContext::from_headers(&headers(&[("traceparent", bad)])),
+                None,
+                "{bad:?}"
+            );
+        }
+        // Two traceparent headers: which one is meant is unknown.
+        assert_eq!(
+            TraceContext::from_headers(&headers(&[("traceparent", VALID), ("traceparent", VALID)])),
+            None
+        );
+    }
+
+    #[test]
+    fn later_versions_are_read_by_their_first_fields() {
+        let c = TraceContext::from_headers(&headers(&[(
+            "traceparent",
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds",
+        )]))
+        .expect("a later version is accepted");
+        assert_eq!(hex::encode(c.trace_id), "4bf92f3577b34da6a3ce929d0e0e4736");
+    }
+
+    #[test]
+    fn an_oversized_or_odd_tracestate_is_dropped_but_the_parent_kept() {
+        let long = "a=".to_owned() + &"b".repeat(600);
+        for state in [long.as_str(), "tab\there"] {
+            let c = TraceContext::from_headers(&headers(&[
+                ("traceparent", VALID),
+                ("tracestate", state),
+            ]))
+            .expect("traceparent still valid");
+            assert_eq!(c.tracestate, None);
+        }
+    }
+
+    #[test]
+    fn a_child_keeps_the_trace_and_gets_its_own_span() {
+        let parent = TraceContext::from_headers(&headers(&[("traceparent", VALID)])).expect("ok");
+        let child = TraceContext::child_of(Some(&parent), false);
+        assert_eq!(child.trace_id, parent.trace_id);
+        assert_ne!(child.span_id, parent.span_id);
+        assert!(child.sampled, "the sender's decision is kept");
+        let fresh = TraceContext::child_of(None, false);
+        assert_ne!(fresh.trace_id, [0; 16]);
+        let header = fresh.traceparent();
+        assert_eq!(header.len(), 55);
+        assert!(header.ends_with("-00"));
+        assert_eq!(
+            TraceContext::from_headers(&headers(&[("traceparent", &header)])),
+            Some(TraceContext {
+                tracestate: None,
+                ..fresh
+            })
+        );
+    }
+}
