@@ -47,9 +47,11 @@ COPY --from=planner /src/recipe.json recipe.json
 # Dependencies only (the slow part: librdkafka, tokio, axum, ...): this layer is reused as long
 # as Cargo.toml / Cargo.lock do not change.
 RUN cargo chef cook --release --locked --recipe-path recipe.json
-# The gateway itself; schemas/*.avsc are embedded at compile time.
+# The gateway itself; schemas/*.avsc are embedded at compile time. The context has no .git
+# (.dockerignore): the commit for hookbridge_build_info comes from the REVISION build argument.
 COPY . .
-RUN cargo build --release --locked --bin hookbridge \
+ARG REVISION=unknown
+RUN GIT_SHA="${REVISION}" cargo build --release --locked --bin hookbridge \
  && install -D -m 0755 target/release/hookbridge /out/hookbridge
 
 # Stage "prebuilt": a release binary built on the host (`cargo build --locked --release`), for
