@@ -287,6 +287,8 @@ impl Application {
     ) -> anyhow::Result<Application> {
         telemetry::prometheus();
         telemetry::spawn_metrics_upkeep();
+        let providers: Vec<&'static str> = config.sources.list.iter().map(|s| s.provider).collect();
+        telemetry::preregister(&providers);
         let context = BuildContext {
             limits: &config.limits,
             schema_ids,

@@ -172,6 +172,22 @@ fn record_build_info() {
     .set(1.0);
 }
 
+/// Creates, at 0, the series alerts take `increase()` of, for each configured provider: a
+/// counter that appears only with its first increment hides that increment from `increase()`,
+/// so a pod's first dead letter or first forged request would go unseen.
+pub fn preregister(providers: &[&'static str]) {
+    for &provider in providers {
+        for outcome in ["dead_lettered", "unavailable", "unauthorized"] {
+            metrics::counter!(REQUESTS, "provider" => provider, "outcome" => outcome, "family" => "none")
+                .increment(0);
+        }
+        for reason in crate::verify::SignatureError::REASONS {
+            metrics::counter!(SIGNATURE_FAILURES, "provider" => provider, "reason" => reason)
+                .increment(0);
+        }
+    }
+}
+
 fn describe() {
     metrics::describe_counter!(REQUESTS, "Webhook requests by outcome and category family.");
     metrics::describe_histogram!(

@@ -62,6 +62,15 @@ pub enum SignatureError {
 }
 
 impl SignatureError {
+    /// Every [`SignatureError::reason`], for series that exist before the first failure.
+    pub const REASONS: [&'static str; 5] = [
+        "missing",
+        "malformed",
+        "mismatch",
+        "expired",
+        "bad_encoding",
+    ];
+
     /// Bounded label for logs and metrics.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -414,6 +423,20 @@ mod tests {
         signature: [u8; 32],
     ) -> Result<VerifiedWebhook, SignatureError> {
         VerifiedWebhook::verify("s", keys(k), Expectation::body(signature), body, 1)
+    }
+
+    #[test]
+    fn every_reason_is_listed_for_preregistration() {
+        for e in [
+            SignatureError::Missing,
+            SignatureError::Malformed,
+            SignatureError::Mismatch,
+            SignatureError::Expired,
+            SignatureError::BadEncoding,
+        ] {
+            // A new variant fails to compile in reason() until it is named there, and here.
+            assert!(SignatureError::REASONS.contains(&e.reason()), "{e:?}");
+        }
     }
 
     #[test]

@@ -184,6 +184,33 @@ async fn metrics_reports_reach_the_binary_without_a_log_line() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     assert!(ready, "gateway never became ready:\n{}", logs());
+    // Before any request, the series alerts take increase() of exist at 0 (a fresh process).
+    let fresh = client
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .expect("admin answers")
+        .text()
+        .await
+        .expect("page");
+    for (name, labels) in [
+        (
+            "hookbridge_webhook_requests_total",
+            ["provider=\"sendbird\"", "outcome=\"dead_lettered\""],
+        ),
+        (
+            "hookbridge_signature_failures_total",
+            ["provider=\"sendbird\"", "reason=\"mismatch\""],
+        ),
+    ] {
+        let at_zero = series(&fresh, name)
+            .iter()
+            .any(|(l, v)| *v == 0.0 && labels.iter().all(|want| l.contains(want)));
+        assert!(
+            at_zero,
+            "{name} {labels:?} is not pre-registered at 0:\n{fresh}"
+        );
+    }
     let body = fixture("group_channel__message_send");
     let response = client
         .post(format!("http://{http}/webhooks/sendbird"))
