@@ -29,8 +29,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the gateway (configuration from HOOKBRIDGE_CONFIG and HOOKBRIDGE_* variables).
-    Serve,
+    /// Run the gateway (configuration from a TOML file, then HOOKBRIDGE_* variables).
+    Serve {
+        /// The configuration file (default: HOOKBRIDGE_CONFIG, else none).
+        #[arg(long, env = "HOOKBRIDGE_CONFIG")]
+        config: Option<PathBuf>,
+    },
     /// Print the signature a sender holding the secret would send for FILE's bytes (the header's
     /// value when the provider signs with one header, else `name: value` lines).
     Sign {
@@ -176,7 +180,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     match cli.command {
-        Command::Serve => serve(),
+        Command::Serve { config } => serve(config.as_deref()),
         Command::Sign {
             provider,
             token_env,
@@ -319,8 +323,8 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("the tokio runtime starts on any supported platform")
 }
 
-fn serve() -> ExitCode {
-    let config = match Config::load(&PROVIDERS) {
+fn serve(file: Option<&Path>) -> ExitCode {
+    let config = match Config::from_sources(file, &Config::process_env(), &PROVIDERS) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("hookbridge: {e}");

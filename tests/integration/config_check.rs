@@ -102,3 +102,26 @@ fn every_problem_is_listed_and_the_exit_code_is_2() {
     assert!(out.stdout.is_empty(), "nothing printed as if valid");
     assert!(!stderr.contains("kafka-secret-value"));
 }
+
+/// `serve --config FILE` reads the file (here one `serve` refuses, so nothing starts).
+#[test]
+fn serve_takes_its_configuration_file_as_a_flag() {
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), "max_in_flight = \"many\"\n").expect("write");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookbridge"));
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("HOOKBRIDGE_")) {
+        cmd.env_remove(key);
+    }
+    let out = cmd
+        .args(["serve", "--config"])
+        .arg(file.path())
+        .output()
+        .expect("hookbridge runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("max_in_flight"), "{stderr}");
+    assert!(
+        stderr.contains("kafka_brokers"),
+        "every problem at once: {stderr}"
+    );
+}
