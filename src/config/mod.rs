@@ -276,6 +276,14 @@ pub fn drain_budget(shutdown_timeout: Duration) -> Duration {
 pub struct ConfigErrors(pub Vec<String>);
 
 impl Config {
+    /// Loads from `HOOKBRIDGE_CONFIG` (if set) and the process environment, as `serve` does
+    /// without `--config`.
+    pub fn load(catalog: &dyn Catalog) -> Result<Config, ConfigErrors> {
+        let env = Config::process_env();
+        let file = env.get("HOOKBRIDGE_CONFIG").map(PathBuf::from);
+        Config::from_sources(file.as_deref(), &env, catalog)
+    }
+
     /// The environment loading reads: `HOOKBRIDGE_*` and the few standard `OTEL_*` variables.
     /// `HOOKBRIDGE_CONFIG` (the file) is read by the commands, as their `--config` default.
     pub fn process_env() -> BTreeMap<String, String> {
