@@ -409,6 +409,7 @@ def test_schema_covers_every_value():
 # --- webhook sources (Sendbird, Stream Chat, Standard Webhooks) ---------------------------------
 
 SOURCES = "sources-in-values.yaml"
+REGISTRY_TOKEN = "registry-token.yaml"
 SECRETS_DIR = "/var/run/secrets/hookbridge"
 SENDBIRD_APP = "A1B2C3D4-0000-4000-8000-000000000001"
 
@@ -432,12 +433,13 @@ def overlay(tmp_path, name: str, values: dict):
 
 
 def mounted_files(r: Rendered) -> dict[str, tuple[str, str]]:
-    """Files the gateway container sees from Secret volumes: path -> (Secret name, key)."""
+    """Files the gateway container sees from Secret (and ConfigMap) volumes: path -> (name, key)."""
     volumes = {v["name"]: v for v in r.pod["volumes"]}
     files = {}
     for m in r.container["volumeMounts"]:
         vol = volumes[m["name"]]
-        projected = [s["secret"] for s in vol.get("projected", {}).get("sources", []) if "secret" in s]
+        projected = [s.get("secret") or s["configMap"] for s in vol.get("projected", {}).get("sources", [])
+                 if "secret" in s or "configMap" in s]
         if "secret" in vol:
             projected.append(vol["secret"])
         for sec in projected:
@@ -478,14 +480,20 @@ def test_sources_with_an_existing_secret(render):
     assert "checksum/secret" not in r.deployment["spec"]["template"]["metadata"]["annotations"]
 
 
-@pytest.mark.parametrize("values", [(SOURCES,), (ALL_ON,), (TOKENS,)], ids=["sources-in-values", "all-on", "tokens-in-values"])
+REGISTRY_FILES = ("schema_registry_password_file", "schema_registry_bearer_token_file",
+                  "schema_registry_ca_file", "schema_registry_client_cert_file",
+                  "schema_registry_client_key_file")
+
+
+@pytest.mark.parametrize("values", [(SOURCES,), (ALL_ON,), (TOKENS,), (REGISTRY_TOKEN,)],
+                         ids=["sources-in-values", "all-on", "tokens-in-values", "registry-token"])
 def test_every_secret_file_in_the_config_is_mounted(render, values):
     r = render(*values)
     cfg = tomllib.loads(r.config_toml())
     paths = [a["api_tokens_file"] for a in cfg.get("apps", [])] + [s["secrets_file"] for s in cfg.get("sources", [])]
     paths += list(cfg.get("kafka_property_files", {}).values())
     paths += [v for v in cfg.get("kafka_properties", {}).values() if v.startswith(SECRETS_DIR)]
-    paths += [cfg[k] for k in ("schema_registry_password_file",) if k in cfg]
+    paths += [cfg[k] for k in REGISTRY_FILES if k in cfg]
     files = mounted_files(r)
     missing = [p for p in paths if p not in files]
     assert not missing, f"config.toml names files no volume mounts: {missing}"
@@ -668,3 +676,32 @@ def test_readme_source_examples_render(render, tmp_path):
             [(s["provider"], s["id"]) for s in example["sources"]]
         providers |= {s["provider"] for s in example["sources"]}
     assert providers == {"sendbird", "stream", "standard"}
+
+
+def test_registry_tls_and_token_come_from_mounted_files(render):
+    r = render(ALL_ON)
+    cfg = tomllib.loads(r.config_toml())
+    files = mounted_files(r)
+    assert files[cfg["schema_registry_ca_file"]] == ("company-ca", "ca.crt")
+    assert files[cfg["schema_registry_client_cert_file"]] == ("hookbridge-registry-tls", "tls.crt")
+    assert files[cfg["schema_registry_client_key_file"]] == ("hookbridge-registry-tls", "tls.key")
+    assert cfg["otel_endpoint"] == "http://otel-collector.observability:4318"
+    assert cfg["otel_service_name"] == "hookbridge-webhooks"
+    assert cfg["otel_sampling_ratio"] == 0.2
+
+    r = render(REGISTRY_TOKEN)
+    cfg = tomllib.loads(r.config_toml())
+    files = mounted_files(r)
+    assert files[cfg["schema_registry_bearer_token_file"]] == ("registry-token", "token")
+    assert files[cfg["schema_registry_ca_file"]] == ("company-trust-bundle", "bundle.pem")
+    assert "schema_registry_username" not in cfg and "otel_endpoint" not in cfg
+    assert cfg["otel_sampling_ratio"] == 1.0
+
+
+@pytest.mark.parametrize("sets, message", [
+    (("schemaRegistry.username=u", "schemaRegistry.passwordSecret.name=p"), "not both"),
+    (("schemaRegistry.tls.caSecret.name=a", "schemaRegistry.tls.caConfigMap.name=b"), "one of them"),
+    (("schemaRegistry.url=http://registry:8080",), "use https://"),
+])
+def test_contradictory_registry_settings_fail_the_render(render_error, sets, message):
+    assert message in render_error(REGISTRY_TOKEN, sets=sets)
