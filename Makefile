@@ -8,7 +8,7 @@ SCHEMA_REGISTRY_URL ?= http://127.0.0.1:8081/apis/ccompat/v7
 export KAFKA_BOOTSTRAP_SERVERS SCHEMA_REGISTRY_URL
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help run test deps build release stack-up stack-down stack-status venv lint unit integration python-test deploy-check consume notify bench clean
+.PHONY: help run test deps build release stack-up stack-down stack-status venv lint unit integration python-test deploy-check consume notify bench bench-smoke clean
 
 help:
 	@echo "make run          start the local Kafka + registry and the gateway with a dev config"
@@ -21,7 +21,9 @@ help:
 	@echo "make stack-down   stop them"
 	@echo "make consume TOPIC=sendbird.group_channel   print records decoded as a consumer team would"
 	@echo "make notify       examples/notify: notify channel members of sent messages (JSON lines on stdout)"
-	@echo "make bench        latency and throughput of signed webhooks against the local stack"
+	@echo "make bench        hookbridge beside the bare HTTP and Kafka ceilings and Node/Python peers:"
+	@echo "                  docs/benchmarks.md and .png from a full run (minutes)"
+	@echo "make bench-smoke  a few seconds of each contender through the same harness (report in a temp dir)"
 	@echo "make chaos        every 200 survives leader kills on a three-broker cluster (long run)"
 	@echo "make fuzz         each fuzz target for FUZZ_SECONDS (300)"
 	@echo "make edge-measure memory and service under attack, as figures"
@@ -97,9 +99,26 @@ test: deps stack-up venv
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory chaos-short
 
+# Benchmark harness (issue 8, bench/README.md): the bare HTTP and produce ceilings, hookbridge
+# and the Node and Python peers, one after the other on the local stack with the same bodies and
+# load generator; prints the table and writes docs/benchmarks.md and docs/benchmarks.png (raw
+# results and logs in bench/out/). Minutes. BENCH_ARGS go to bench/run.py (see its --help).
+# hookbridge is built on its own so that the binary measured is the one `cargo build` makes.
+BENCH_PROGRAMS := --example ceiling-http --example ceiling-produce --example bench-load
+BENCH_ARGS ?=
 bench: stack-up
-	cargo build --locked --release --bins --examples
-	HOOKBRIDGE_BIN=target/release/hookbridge ./target/release/examples/loadgen
+	cargo build --locked --release --bin hookbridge
+	cargo build --locked --release $(BENCH_PROGRAMS)
+	bash bench/setup.sh
+	bench/.venv/bin/python bench/run.py --profile release $(BENCH_ARGS)
+
+# The same code path for a few seconds per contender, on the debug builds `cargo test` makes:
+# fails unless every contender answered 200 and nothing else, each 200 is a record in Kafka,
+# and the report was written (into a new temporary directory, never docs/). Nothing about speed.
+bench-smoke: stack-up
+	cargo build --locked --bin hookbridge $(BENCH_PROGRAMS)
+	bash bench/setup.sh
+	bench/.venv/bin/python bench/run.py --smoke --profile debug $(BENCH_ARGS)
 
 # Chaos suite (issue 6, docs/reliability.md): a fresh three-node Kafka cluster on loopback
 # (scripts/cluster.sh, torn down afterwards, also on failure), the registry of the local stack,
