@@ -14,7 +14,7 @@ help:
 	@echo "make run          start the local Kafka + registry and the gateway with a dev config"
 	@echo "make test         the whole suite: lint, unit, integration (real Kafka + registry), Python consumer, deploy checks,"
 	@echo "                  containers (testcontainers, compose, runtime image), the chart on a local Kubernetes,"
-	@echo "                  short fuzz and chaos passes (run it as root)"
+	@echo "                  short fuzz, chaos and benchmark passes (run it as root)"
 	@echo "make containers   the container paths on podman behind the Docker API (or a Docker engine)"
 	@echo "make k8s-test     the Helm chart on a local single-node Kubernetes built from source"
 	@echo "make stack-up     start Kafka (127.0.0.1:9092) and Apicurio Registry (127.0.0.1:8081) without Docker"
@@ -98,6 +98,7 @@ test: deps stack-up venv
 	$(MAKE) --no-print-directory k8s-test HOOKBRIDGE_PROFILE=debug
 	$(MAKE) --no-print-directory fuzz-short
 	$(MAKE) --no-print-directory chaos-short
+	$(MAKE) --no-print-directory bench-smoke
 
 # Benchmark harness (issue 8, bench/README.md): the bare HTTP and produce ceilings, hookbridge
 # and the Node and Python peers, one after the other on the local stack with the same bodies and
