@@ -12,11 +12,22 @@
 #     `promtool test rules` runs tests/deploy/prometheus/hookbridge_rules_test.yaml on them.
 #   * docker-compose.yml: `docker-compose config -q` (Debian's docker-compose, offline), the
 #     Compose Specification JSON schema, and refusal to start without the API token.
-#   * tests/deploy/ (pytest): Dockerfile structure, compose shape, chart renders and NOTES.
+#   * GitHub workflows (.github/workflows, which cannot run here): actionlint with shellcheck on
+#     every run: script, failing on any finding; then again on a copy with each action's commit
+#     pin written as its major tag, so actionlint's metadata of popular actions checks inputs and
+#     outputs too.
+#   * Runtime image contents (no image can be built here from upstream bases): every shared
+#     library and symbol version the binary needs (readelf) is in gcr.io/distroless/cc-debian13
+#     as docs/containers.md documents it, and its package in docker/runtime-base
+#     (tests/deploy/runtime_libs.py).
+#   * tests/deploy/ (pytest): Dockerfile structure, compose shape, chart renders and NOTES, the
+#     release workflow's properties, .github/scripts/release.py (chart packaged with a tag's
+#     version, pushed to a local OCI registry), the project files.
 #
-# Installs what it needs when missing: helm (go install, into .tools/bin), the custom resource
-# checker (go build, into .tools/bin), docker-compose (apt-get, needs root) and the Python venv
-# .venv (requirements-test.txt + tests/deploy/requirements.txt). promtool comes from Debian's
+# Installs what it needs when missing: helm, actionlint and crane (go install, into .tools/bin,
+# kept while their version matches), the custom resource checker (go build, into .tools/bin),
+# docker-compose and shellcheck (apt-get, needs root) and the Python venv .venv
+# (requirements-test.txt + tests/deploy/requirements.txt). promtool comes from Debian's
 # prometheus package, installed by scripts/install-deps.sh; without it the script fails.
 # Runs unattended (CI=true, no TTY).
 #
@@ -24,7 +35,9 @@
 #
 # Environment: KUBE_VERSIONS (default "1.30.0 1.32.0 1.34.0 1.37.0"), HELM (a helm binary to use
 # instead of .tools/bin/helm), PROMTOOL (instead of promtool on PATH), PYTHON (interpreter for
-# creating .venv, default python3).
+# creating .venv, default python3), HOOKBRIDGE_BINARY (the binaries whose libraries are checked,
+# separated by spaces; default target/release/hookbridge and target/debug/hookbridge, whichever
+# exist, else a debug build).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,6 +47,10 @@ HELM_VERSION="v3.22.0"
 # Kubernetes minor version of helm v3.22.0's client-go (v0.37): helm's default capabilities,
 # normally set by helm's Makefile through ldflags (go install alone would leave v1.20).
 HELM_K8S_MINOR="37"
+# actionlint lints the GitHub workflows; crane serves the local OCI registry the chart push is
+# tested against (go-containerregistry's `crane registry serve`)
+ACTIONLINT_VERSION="v1.7.12"
+CRANE_VERSION="v0.22.1"
 KUBE_VERSIONS="${KUBE_VERSIONS:-1.30.0 1.32.0 1.34.0 1.37.0}"
 TOOLS="$ROOT/.tools/bin"
 VENV="$ROOT/.venv"
@@ -119,6 +136,36 @@ if ! command -v docker-compose >/dev/null 2>&1; then
     || { cat "$OUT/apt-docker-compose.log" >&2; die "apt-get install docker-compose"; }
 fi
 echo "    docker-compose: $(docker-compose version --short 2>/dev/null || docker-compose version | head -1)"
+
+go_tool() { # go_tool NAME PACKAGE VERSION ARG: .tools/bin/NAME at VERSION (first line of `NAME ARG`)
+  local name="$1" pkg="$2" version="$3" arg="$4" have
+  have="$("$TOOLS/$name" "$arg" 2>/dev/null | head -1 || true)"
+  if [ "$have" != "$version" ]; then
+    command -v go >/dev/null 2>&1 || die "go is needed to build $name $version (go install)"
+    echo "    installing $name $version with go install (log: $OUT/$name-install.log)"
+    GOBIN="$TOOLS" go install "$pkg@$version" >"$OUT/$name-install.log" 2>&1 \
+      || { cat "$OUT/$name-install.log" >&2; die "go install $pkg@$version"; }
+    have="$("$TOOLS/$name" "$arg" 2>/dev/null | head -1 || true)"
+    [ "$have" = "$version" ] || die "$name reports version '$have' after installing $version"
+  fi
+  echo "    $name: $have"
+}
+go_tool actionlint github.com/rhysd/actionlint/cmd/actionlint "$ACTIONLINT_VERSION" --version
+go_tool crane github.com/google/go-containerregistry/cmd/crane "$CRANE_VERSION" version
+ACTIONLINT="$TOOLS/actionlint"
+CRANE="$TOOLS/crane"
+
+# actionlint runs shellcheck on every run: script only when it finds one: make sure it does
+if ! command -v shellcheck >/dev/null 2>&1; then
+  [ "$(id -u)" = 0 ] || die "shellcheck is missing and installing it needs root: apt-get install shellcheck"
+  echo "    installing Debian's shellcheck (apt-get)"
+  { apt-get update -qq && apt-get install -y -qq --no-install-recommends shellcheck; } \
+    >"$OUT/apt-shellcheck.log" 2>&1 \
+    || { cat "$OUT/apt-shellcheck.log" >&2; die "apt-get install shellcheck"; }
+fi
+SHELLCHECK="$(command -v shellcheck)"
+echo "    shellcheck: $("$SHELLCHECK" --version | sed -n 's/^version: //p')"
+command -v readelf >/dev/null 2>&1 || die "readelf (binutils) is missing: it reads the binary's shared libraries"
 
 if [ -f scripts/venv.sh ]; then
   bash scripts/venv.sh >"$OUT/venv.log" 2>&1 || { cat "$OUT/venv.log" >&2; die "scripts/venv.sh"; }
@@ -285,9 +332,56 @@ fi
 ok "docker-compose.yml matches the Compose Specification schema (check-jsonschema)"
 
 # --------------------------------------------------------------------------------------------
+step "GitHub workflows: actionlint $ACTIONLINT_VERSION"
+
+WORKFLOWS=(.github/workflows/*.yml)
+[ -f "${WORKFLOWS[0]}" ] || die "no workflows in .github/workflows"
+if ! "$ACTIONLINT" -shellcheck "$SHELLCHECK" "${WORKFLOWS[@]}" >"$OUT/actionlint.log" 2>&1; then
+  cat "$OUT/actionlint.log"; die "actionlint ${WORKFLOWS[*]}"
+fi
+ok "actionlint: ${WORKFLOWS[*]}: no finding (expressions, permissions, job outputs, shellcheck on every run: script)"
+# The pins are commit SHAs, which actionlint cannot look up: a copy with each pin written as the
+# major tag of its comment (`@<sha> # v4.1.0` -> `@v4`) lets its metadata of popular actions
+# check the inputs given and the outputs read.
+TAGGED="$OUT/actionlint-tags"
+rm -rf "$TAGGED"; mkdir -p "$TAGGED"
+for f in "${WORKFLOWS[@]}"; do
+  sed -E 's/@[0-9a-f]{40} # (v[0-9]+)(\.[0-9]+)*$/@\1/' "$f" >"$TAGGED/$(basename "$f")"
+done
+if grep -nE 'uses: .*@[0-9a-f]{40}' "$TAGGED"/*.yml; then die "an action pin without a '# vX.Y.Z' comment"; fi
+if ! "$ACTIONLINT" -shellcheck "$SHELLCHECK" "$TAGGED"/*.yml >"$OUT/actionlint-tags.log" 2>&1; then
+  cat "$OUT/actionlint-tags.log"; die "actionlint on the workflows with major-tag pins ($TAGGED)"
+fi
+ok "actionlint with the pins as major tags (inputs and outputs checked for the actions in actionlint's metadata): $(grep -ohE 'uses: [^ ]+@v[0-9]+' "$TAGGED"/*.yml | sed 's/uses: //' | sort -u | tr '\n' ' ')"
+
+# --------------------------------------------------------------------------------------------
+step "runtime image contents: the binary's shared libraries against gcr.io/distroless/cc-debian13 (docs/containers.md)"
+
+BINARIES=()
+if [ -n "${HOOKBRIDGE_BINARY:-}" ]; then
+  read -r -a BINARIES <<<"$HOOKBRIDGE_BINARY"
+else
+  for b in target/release/hookbridge target/debug/hookbridge; do [ -x "$b" ] && BINARIES+=("$b"); done
+  if [ "${#BINARIES[@]}" -eq 0 ]; then
+    echo "    no target/release/hookbridge or target/debug/hookbridge: cargo build --locked --bin hookbridge (log: $OUT/cargo-build.log)"
+    cargo build --locked --bin hookbridge >"$OUT/cargo-build.log" 2>&1 \
+      || { tail -n 40 "$OUT/cargo-build.log" >&2; die "cargo build --locked --bin hookbridge"; }
+    BINARIES=(target/debug/hookbridge)
+  fi
+fi
+rc=0
+"$VENV/bin/python" tests/deploy/runtime_libs.py "${BINARIES[@]}" >"$OUT/runtime-libs.log" 2>&1 || rc=$?
+sed 's/^/    /' "$OUT/runtime-libs.log"
+[ "$rc" -eq 0 ] || die "a library or symbol version the binary needs is not in the runtime base (docs/containers.md)"
+for b in "${BINARIES[@]}"; do
+  ok "$b (built $(date -r "$b" '+%F %H:%M')): every NEEDED library and symbol version is in cc-debian13, every package in runtime-base"
+done
+
+# --------------------------------------------------------------------------------------------
 step "pytest tests/deploy"
 
 HOOKBRIDGE_REQUIRE_TOOLS=1 HELM="$HELM_BIN" PROMTOOL="$PROMTOOL" CRDCHECK="$TOOLS/crdcheck" \
+  ACTIONLINT="$ACTIONLINT" CRANE="$CRANE" SHELLCHECK="$SHELLCHECK" \
   CRDCHECK_CRDS="$(IFS=:; echo "${CRD_FILES[*]}")" PATH="$PATH" \
   "$VENV/bin/python" -m pytest -q -p no:cacheprovider tests/deploy || die "pytest tests/deploy"
 ok "pytest tests/deploy"
