@@ -292,7 +292,7 @@ topic_prefix = "{prefix}standard."
 
 @pytest.fixture(scope="module")
 def registry_client() -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": REGISTRY_URL})
+    return SchemaRegistryClient({"url": REGISTRY_URL, "timeout": 10})
 
 
 def consume_all(topics: list[str], want_event_ids: set[str], registry: SchemaRegistryClient,

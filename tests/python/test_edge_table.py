@@ -785,7 +785,7 @@ def kafka_records(gateway: Gateway) -> list[Record]:
         "enable.auto.commit": False,
         "enable.partition.eof": True,
     })
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": REGISTRY_URL}))
+    deserialize = AvroDeserializer(SchemaRegistryClient({"url": REGISTRY_URL, "timeout": 10}))
     records = []
     try:
         metadata = consumer.list_topics(timeout=10)
