@@ -60,6 +60,9 @@ def gateway_metrics() -> dict[str, Metric]:
         for args in _macro_calls(telemetry, f"describe_{kind}"):
             const = args.split(",")[0].strip()
             metrics[consts[const]] = Metric(consts[const], kind)
+    # The process_* figures, written into the page by telemetry::render as metric(name, kind, ...)
+    for name, kind in re.findall(r'metric\(\s*"(process_[a-z_]+)",\s*"(counter|gauge)"', telemetry):
+        metrics[name] = Metric(name, kind)
     for path in SRC.rglob("*.rs"):
         text = path.read_text()
         for kind in ("counter", "gauge", "histogram"):
