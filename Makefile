@@ -91,6 +91,9 @@ deploy-check: venv
 # The whole suite, exactly what CI runs (.ci/run calls this target).
 test: deps stack-up venv
 	$(MAKE) --no-print-directory lint
+	# the examples the integration suite runs as programs (examples/notify); cargo test builds
+	# an example with `test = true` only as a test harness
+	cargo build --locked --examples
 	cargo test --locked
 	HOOKBRIDGE_BIN=$(CURDIR)/target/debug/hookbridge .venv/bin/python -m pytest -q tests/python
 	bash scripts/check-deploy.sh

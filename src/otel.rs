@@ -1,9 +1,10 @@
 //! Span export: the request span and its `verify`, `encode` and `publish` children, sent to an
 //! OTLP/HTTP receiver in batches from a thread of the SDK's own, when `otel_endpoint` (or
-//! `OTEL_EXPORTER_OTLP_ENDPOINT`) is set. Spans carry ids, names and bounded labels (provider,
-//! source id, category, family, topic), never secrets or bodies.
+//! `OTEL_EXPORTER_OTLP_ENDPOINT`) is set. Spans carry ids, names and bounded labels (request id,
+//! provider, source id, client address, category, family, event id, trace id, topic), never
+//! secrets or bodies.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use opentelemetry::trace::{
@@ -75,12 +76,25 @@ impl Export {
     }
 }
 
-/// The context of a request's span: the sender's trace continued, or a new one started. With
-/// export on, the ids are the exported span's; off, they are made here (and not sampled, as
-/// nothing is recorded).
+/// The share of new traces sampled (`otel_sampling_ratio`), as f64 bits; 1.0 until configured.
+static SAMPLING_RATIO: AtomicU64 = AtomicU64::new(0x3FF0_0000_0000_0000);
+
+/// Sets the sampling ratio of new traces (also with export off, for the records' flags).
+pub fn set_sampling_ratio(ratio: f64) {
+    SAMPLING_RATIO.store(ratio.to_bits(), Ordering::Relaxed);
+}
+
+/// The context of a request's span, which its records carry. With export on, the exported
+/// span's ids (continuing the sender's trace, or a new one). With export off nothing of this
+/// hop is recorded, so the sender's context goes on as it came (its span stays the parent of
+/// whatever a consumer records); without one, a new trace, sampled at the ratio so that
+/// consumers record theirs.
 pub fn request_context(span: &tracing::Span, incoming: Option<TraceContext>) -> TraceContext {
-    span_context(span, incoming.as_ref())
-        .unwrap_or_else(|| TraceContext::child_of(incoming.as_ref(), false))
+    span_context(span, incoming.as_ref()).unwrap_or_else(|| {
+        incoming.unwrap_or_else(|| {
+            TraceContext::new_root(f64::from_bits(SAMPLING_RATIO.load(Ordering::Relaxed)))
+        })
+    })
 }
 
 /// A request's context with export on: the span continues `incoming` and its ids are the

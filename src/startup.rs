@@ -289,6 +289,7 @@ impl Application {
         telemetry::spawn_metrics_upkeep();
         let providers: Vec<&'static str> = config.sources.list.iter().map(|s| s.provider).collect();
         telemetry::preregister(&providers);
+        crate::otel::set_sampling_ratio(config.tracing.sampling_ratio);
         let context = BuildContext {
             limits: &config.limits,
             schema_ids,

@@ -45,11 +45,9 @@ fn hex_bytes<const N: usize>(text: &str) -> Option<[u8; N]> {
 
 fn random_nonzero<const N: usize>() -> [u8; N] {
     loop {
-        let bytes = uuid::Uuid::new_v4().into_bytes();
-        let mut out = [0u8; N];
-        out.copy_from_slice(&bytes[..N]);
-        if out.iter().any(|b| *b != 0) {
-            return out;
+        let bytes: [u8; N] = rand::random();
+        if bytes.iter().any(|b| *b != 0) {
+            return bytes;
         }
     }
 }
@@ -77,22 +75,22 @@ impl TraceContext {
         {
             return None;
         }
-        // tracestate: one header line, printable ASCII, bounded; else left out (traceparent
-        // alone is still a valid continuation).
-        let mut states = headers.get_all(TRACESTATE).iter();
-        let tracestate = match (states.next(), states.next()) {
-            (Some(v), None) => v
-                .to_str()
-                .ok()
-                .map(str::trim)
-                .filter(|s| {
-                    !s.is_empty()
-                        && s.len() <= MAX_TRACESTATE_BYTES
-                        && s.bytes().all(|b| (0x20..0x7f).contains(&b))
-                })
-                .map(str::to_owned),
-            _ => None,
-        };
+        // tracestate: its header lines joined with commas (as the specification says), printable
+        // ASCII and bounded; else left out (traceparent alone is still a valid continuation).
+        let lines: Vec<&str> = headers
+            .get_all(TRACESTATE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .collect();
+        let joined = lines.join(",");
+        let tracestate = (!joined.is_empty()
+            && joined.len() <= MAX_TRACESTATE_BYTES
+            && joined
+                .bytes()
+                .all(|b| b == b'\t' || (0x20..0x7f).contains(&b)))
+        .then_some(joined);
         Some(TraceContext {
             trace_id,
             span_id,
@@ -101,21 +99,24 @@ impl TraceContext {
         })
     }
 
-    /// This hop's context: a new span in the sender's trace, or a new trace.
-    pub fn child_of(parent: Option<&TraceContext>, sampled_if_new: bool) -> TraceContext {
-        match parent {
-            Some(p) => TraceContext {
-                trace_id: p.trace_id,
-                span_id: random_nonzero(),
-                sampled: p.sampled,
-                tracestate: p.tracestate.clone(),
-            },
-            None => TraceContext {
-                trace_id: random_nonzero(),
-                span_id: random_nonzero(),
-                sampled: sampled_if_new,
-                tracestate: None,
-            },
+    /// A new trace, sampled at `ratio` as OpenTelemetry's trace-id-ratio sampler would decide
+    /// (by the trace id's last 8 bytes), so a consumer following the record records with it.
+    pub fn new_root(ratio: f64) -> TraceContext {
+        let trace_id: [u8; 16] = random_nonzero();
+        let mut low = [0u8; 8];
+        low.copy_from_slice(&trace_id[8..]);
+        let sampled = if ratio >= 1.0 {
+            true
+        } else if ratio <= 0.0 {
+            false
+        } else {
+            (u64::from_be_bytes(low) >> 1) < (ratio * (1u64 << 63) as f64) as u64
+        };
+        TraceContext {
+            trace_id,
+            span_id: random_nonzero(),
+            sampled,
+            tracestate: None,
         }
     }
 
@@ -224,34 +225,55 @@ mod tests {
     #[test]
     fn an_oversized_or_odd_tracestate_is_dropped_but_the_parent_kept() {
         let long = "a=".to_owned() + &"b".repeat(600);
-        for state in [long.as_str(), "tab\there"] {
-            let c = TraceContext::from_headers(&headers(&[
-                ("traceparent", VALID),
-                ("tracestate", state),
-            ]))
-            .expect("traceparent still valid");
-            assert_eq!(c.tracestate, None);
-        }
+        let c =
+            TraceContext::from_headers(&headers(&[("traceparent", VALID), ("tracestate", &long)]))
+                .expect("traceparent still valid");
+        assert_eq!(c.tracestate, None);
+        // Not ASCII: a header value HTTP allows (obs-text), but not a tracestate.
+        let mut h = headers(&[("traceparent", VALID)]);
+        h.insert(
+            TRACESTATE,
+            axum::http::HeaderValue::from_bytes(b"a=caf\xe9").expect("obs-text"),
+        );
+        let c = TraceContext::from_headers(&h).expect("traceparent still valid");
+        assert_eq!(c.tracestate, None);
     }
 
     #[test]
-    fn a_child_keeps_the_trace_and_gets_its_own_span() {
-        let parent = TraceContext::from_headers(&headers(&[("traceparent", VALID)])).expect("ok");
-        let child = TraceContext::child_of(Some(&parent), false);
-        assert_eq!(child.trace_id, parent.trace_id);
-        assert_ne!(child.span_id, parent.span_id);
-        assert!(child.sampled, "the sender's decision is kept");
-        let fresh = TraceContext::child_of(None, false);
+    fn tracestate_lines_are_joined() {
+        let c = TraceContext::from_headers(&headers(&[
+            ("traceparent", VALID),
+            ("tracestate", "rojo=00f067aa0ba902b7"),
+            ("tracestate", "congo=t61rcWkgMzE"),
+        ]))
+        .expect("valid");
+        assert_eq!(
+            c.tracestate.as_deref(),
+            Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+        );
+    }
+
+    #[test]
+    fn new_traces_are_sampled_at_the_ratio() {
+        assert!(TraceContext::new_root(1.0).sampled);
+        assert!(!TraceContext::new_root(0.0).sampled);
+        let sampled = (0..4000)
+            .filter(|_| TraceContext::new_root(0.25).sampled)
+            .count();
+        // 1000 expected; 4.5 standard deviations either side.
+        assert!((880..=1120).contains(&sampled), "{sampled} of 4000 at 0.25");
+    }
+
+    #[test]
+    fn a_new_root_round_trips_through_its_header() {
+        let fresh = TraceContext::new_root(1.0);
         assert_ne!(fresh.trace_id, [0; 16]);
         let header = fresh.traceparent();
         assert_eq!(header.len(), 55);
-        assert!(header.ends_with("-00"));
+        assert!(header.ends_with("-01"));
         assert_eq!(
             TraceContext::from_headers(&headers(&[("traceparent", &header)])),
-            Some(TraceContext {
-                tracestate: None,
-                ..fresh
-            })
+            Some(fresh)
         );
     }
 }

@@ -29,6 +29,15 @@ fn is_secret_property(key: &str) -> bool {
     .any(|word| key.contains(word))
 }
 
+/// A URL without its query, which may carry an API key (`?apikey=…`); loading already refuses
+/// credentials before the host.
+fn without_query(url: &str) -> String {
+    match url.split_once('?') {
+        Some((base, _)) => format!("{base}?{REDACTED}"),
+        None => url.to_owned(),
+    }
+}
+
 fn duration(d: Duration) -> Value {
     Value::String(humantime::format_duration(d).to_string())
 }
@@ -97,8 +106,7 @@ impl Config {
         }
 
         let r = &self.registry;
-        // Loading refuses credentials in the URL, so it is printed as it is.
-        t.insert("schema_registry_url".into(), string(r.url.clone()));
+        t.insert("schema_registry_url".into(), string(without_query(&r.url)));
         if let Some(user) = &r.username {
             t.insert("schema_registry_username".into(), string(user.clone()));
         }
@@ -107,6 +115,17 @@ impl Config {
                 "schema_registry_password_file".into(),
                 string(path.display().to_string()),
             );
+        }
+        let paths = [
+            ("schema_registry_bearer_token_file", &r.bearer_token_file),
+            ("schema_registry_ca_file", &r.tls.ca_file),
+            ("schema_registry_client_cert_file", &r.tls.client_cert_file),
+            ("schema_registry_client_key_file", &r.tls.client_key_file),
+        ];
+        for (key, path) in paths {
+            if let Some(path) = path {
+                t.insert(key.into(), string(path.display().to_string()));
+            }
         }
         t.insert(
             "auto_register_schemas".into(),
@@ -119,15 +138,25 @@ impl Config {
 
         let o = &self.tracing;
         if let Some(url) = &o.traces_url {
-            t.insert("otel_endpoint".into(), string(url.clone()));
+            t.insert("otel_endpoint".into(), string(without_query(url)));
         }
         t.insert("otel_service_name".into(), string(o.service_name.clone()));
         t.insert("otel_sampling_ratio".into(), Value::Float(o.sampling_ratio));
 
-        // Tables last, as TOML needs them after the plain keys.
+        // Tables last, as TOML needs them after the plain keys. A value read from a file is
+        // never printed, whatever its name: the file is.
+        let files: Table = k
+            .property_files
+            .iter()
+            .map(|(key, path)| (key.clone(), string(path.display().to_string())))
+            .collect();
+        if !files.is_empty() {
+            t.insert("kafka_property_files".into(), Value::Table(files));
+        }
         let properties: Table = k
             .properties
             .iter()
+            .filter(|(key, _)| !k.property_files.contains_key(*key))
             .map(|(key, value)| {
                 let shown = if is_secret_property(key) {
                     REDACTED

@@ -64,13 +64,17 @@ pub fn canonical_kafka_property(key: &str) -> String {
 }
 
 /// Checks `[kafka_properties]` and `[kafka_property_files]` (file values are read here), keyed by
-/// librdkafka's own names.
+/// librdkafka's own names; also returns which came from which file.
 pub(super) fn check_properties(
     inline: BTreeMap<String, String>,
     files: BTreeMap<String, PathBuf>,
     errors: &mut Vec<String>,
-) -> BTreeMap<String, Secret> {
+) -> (BTreeMap<String, Secret>, BTreeMap<String, PathBuf>) {
     let mut properties = BTreeMap::new();
+    let from_files: BTreeMap<String, PathBuf> = files
+        .iter()
+        .map(|(k, path)| (canonical_kafka_property(k.trim()), path.clone()))
+        .collect();
     let file_props: Vec<(String, String)> = files
         .into_iter()
         .filter_map(|(k, path)| {
@@ -114,5 +118,5 @@ pub(super) fn check_properties(
             properties.insert(key, Secret::new(value));
         }
     }
-    properties
+    (properties, from_files)
 }

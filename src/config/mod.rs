@@ -107,6 +107,9 @@ pub struct KafkaConfig {
     pub brokers: String,
     /// Extra librdkafka properties; values may be secrets (SASL passwords), hence `Secret`.
     pub properties: BTreeMap<String, Secret>,
+    /// The properties whose values were read from files (librdkafka's name -> the file), so the
+    /// effective configuration names the file rather than print the value.
+    pub property_files: BTreeMap<String, PathBuf>,
     pub create_topics: bool,
     pub topic_partitions: NonZeroU32,
     pub topic_replication_factor: Option<NonZeroU16>,
@@ -661,7 +664,7 @@ impl RawConfig {
                 None
             }
         };
-        let properties =
+        let (properties, property_files) =
             kafka::check_properties(self.kafka_properties, self.kafka_property_files, errors);
 
         let limits = Limits {
@@ -676,6 +679,7 @@ impl RawConfig {
             kafka: KafkaConfig {
                 brokers: kafka_brokers?,
                 properties,
+                property_files,
                 create_topics: self.create_topics.unwrap_or(true),
                 topic_partitions: topic_partitions?,
                 topic_replication_factor,

@@ -509,12 +509,22 @@ fn only_the_variables_read_before_are_read() {
 #[test]
 fn the_effective_configuration_loads_back_to_itself() {
     let password = toml_file("registry-pw\n");
+    let sasl = toml_file("sasl-user-in-a-file\n");
+    let ca = {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["registry.example".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("certificate");
+        toml_file(&cert.pem())
+    };
     let text = format!(
         r#"
         kafka_brokers = "k1:9092,k2:9092"
         schema_registry_url = "https://registry.example/apis/ccompat/v7"
         schema_registry_username = "svc"
         schema_registry_password_file = "{}"
+        schema_registry_ca_file = "{ca}"
         publish_timeout = "3s"
         trusted_proxies = ["10.0.0.0/8"]
         max_requests_per_client = 64
@@ -524,6 +534,8 @@ fn the_effective_configuration_loads_back_to_itself() {
         [kafka_properties]
         "linger.ms" = "7"
         "sasl.password" = "kafka-pw-123"
+        [kafka_property_files]
+        "sasl.username" = "{sasl}"
         [[routes]]
         category = "group_channel:message_*"
         topic = "chat.messages"
@@ -535,13 +547,19 @@ fn the_effective_configuration_loads_back_to_itself() {
         topic_prefix = "st."
         routes = [{{ category = "message.*", topic = "st.msgs" }}]
         "#,
-        password.path().display()
+        password.path().display(),
+        ca = ca.path().display(),
+        sasl = sasl.path().display(),
     );
-    let first = load_str(Some(&text), &minimal()).expect("valid");
+    let mut env = minimal();
+    // The file's https:// URL, which its CA goes with.
+    env.remove("HOOKBRIDGE_SCHEMA_REGISTRY_URL");
+    let first = load_str(Some(&text), &env).expect("valid");
     let printed = toml::to_string(&first.effective()).expect("TOML");
     for secret in [
         "registry-pw",
         "kafka-pw-123",
+        "sasl-user-in-a-file",
         "stream-secret-1",
         "stream-secret-2",
         "tok-a",

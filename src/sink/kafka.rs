@@ -616,6 +616,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), Secret::new(*v)))
                 .collect(),
+            property_files: Default::default(),
             create_topics: true,
             topic_partitions: NonZeroU32::new(12).expect("non-zero"),
             topic_replication_factor: None,

@@ -10,7 +10,9 @@ fn check(config: &str, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookbridge"));
     cmd.args(["config", "check", "--config"]).arg(file.path());
     // Only what the test gives: a developer's own HOOKBRIDGE_* must not leak in.
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("HOOKBRIDGE_")) {
+    for (key, _) in
+        std::env::vars().filter(|(k, _)| k.starts_with("HOOKBRIDGE_") || k.starts_with("OTEL_"))
+    {
         cmd.env_remove(key);
     }
     cmd.envs(env.iter().copied());
@@ -109,7 +111,9 @@ fn serve_takes_its_configuration_file_as_a_flag() {
     let file = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(file.path(), "max_in_flight = \"many\"\n").expect("write");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookbridge"));
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("HOOKBRIDGE_")) {
+    for (key, _) in
+        std::env::vars().filter(|(k, _)| k.starts_with("HOOKBRIDGE_") || k.starts_with("OTEL_"))
+    {
         cmd.env_remove(key);
     }
     let out = cmd

@@ -1,6 +1,7 @@
 //! W3C trace context on records: each record carries `traceparent` (and the sender's valid
 //! `tracestate`), continuing the sender's trace or starting one, for event records and dead
-//! letters alike, with span export off (as in these tests).
+//! letters alike, with span export off; and with export on, spans at an OTLP receiver whose ids
+//! the records carry.
 
 use std::time::Duration;
 
@@ -80,7 +81,9 @@ async fn records_continue_the_senders_trace_or_start_one() {
         trace, "4bf92f3577b34da6a3ce929d0e0e4736",
         "the sender's trace"
     );
-    assert_ne!(span, "00f067aa0ba902b7", "a span of the gateway's own");
+    // Export is off: nothing of the gateway's hop is recorded, so the sender's context goes on
+    // as it came, its span the parent of whatever a consumer records.
+    assert_eq!(span, "00f067aa0ba902b7", "the sender's span");
     assert_eq!(flags, "01", "the sender's sampling decision");
     assert_eq!(
         header(by_category("group_channel:message_send"), "tracestate"),
@@ -88,7 +91,11 @@ async fn records_continue_the_senders_trace_or_start_one() {
     );
 
     let join = by_category("group_channel:join");
-    let (trace, _, _) = parts(join);
+    let (trace, _, flags) = parts(join);
+    assert_eq!(
+        flags, "01",
+        "a new trace, sampled at the default ratio of 1"
+    );
     assert_ne!(trace, "4bf92f3577b34da6a3ce929d0e0e4736");
     assert_ne!(trace, "0".repeat(32));
     assert_eq!(header(join, "tracestate"), None);
