@@ -56,7 +56,7 @@ fn filler(seed: u64, len: usize) -> String {
         x ^= x << 17;
         out.push(' ');
         out.push_str(words[(x % words.len() as u64) as usize]);
-        if x % 5 == 0 {
+        if x.is_multiple_of(5) {
             out.push_str(&format!(" {}", (x >> 16) % 100_000));
         }
     }

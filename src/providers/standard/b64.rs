@@ -24,7 +24,7 @@ pub fn encode(bytes: &[u8]) -> String {
 /// standard base64.
 pub fn decode(text: &[u8]) -> Option<Vec<u8>> {
     // The engine also takes partial padding (`Zg=`); padding that is there must be whole.
-    if text.ends_with(b"=") && text.len() % 4 != 0 {
+    if text.ends_with(b"=") && !text.len().is_multiple_of(4) {
         return None;
     }
     ENGINE.decode(text).ok()
