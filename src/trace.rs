@@ -3,7 +3,7 @@
 //! the sender's trace when its request had a valid `traceparent`, else starting one. This holds
 //! with span export off too, so consumer teams can always join a record to the request.
 
-use std::fmt::Write as _;
+use std::fmt;
 
 use axum::http::HeaderMap;
 
@@ -19,6 +19,15 @@ const MAX_TRACESTATE_BYTES: usize = 512;
 /// the varint lengths Kafka's record format puts around each.
 pub const MAX_RECORD_HEADER_BYTES: usize =
     TRACEPARENT.len() + 55 + TRACESTATE.len() + MAX_TRACESTATE_BYTES + 2 * 2 * 5;
+
+/// Bytes as lowercase hex, written straight into the formatter.
+struct Hex<'a>(&'a [u8]);
+
+impl fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
 
 /// One position in a trace: the trace, the span (of this hop, or the sender's for an incoming
 /// context), and whether it is sampled.
@@ -120,24 +129,16 @@ impl TraceContext {
         }
     }
 
-    /// The trace id as 32 lowercase hex digits, as logs and trace backends show it.
-    pub fn trace_id_hex(&self) -> String {
-        hex::encode(self.trace_id)
+    /// The trace id as 32 lowercase hex digits, as logs and trace backends show it; formatted
+    /// only where it is written (a log line), not for every request.
+    pub fn trace_id_hex(&self) -> impl fmt::Display + '_ {
+        Hex(&self.trace_id)
     }
 
     /// `00-<trace id>-<span id>-<flags>`.
     pub fn traceparent(&self) -> String {
-        let mut out = String::with_capacity(55);
-        out.push_str("00-");
-        for b in self.trace_id {
-            let _ = write!(out, "{b:02x}");
-        }
-        out.push('-');
-        for b in self.span_id {
-            let _ = write!(out, "{b:02x}");
-        }
-        out.push_str(if self.sampled { "-01" } else { "-00" });
-        out
+        let flags = if self.sampled { "01" } else { "00" };
+        format!("00-{}-{}-{flags}", Hex(&self.trace_id), Hex(&self.span_id))
     }
 
     /// The record headers: `traceparent`, and `tracestate` when there is one.

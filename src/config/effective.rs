@@ -7,7 +7,8 @@ use toml::{Table, Value};
 
 use super::{Config, LogFormat};
 
-pub const REDACTED: &str = "[redacted]";
+/// How every secret is shown: in `Debug` and `Display` of [`super::Secret`] and here.
+pub(super) const REDACTED: &str = "[redacted]";
 
 /// librdkafka properties whose values are credentials (or embed them, like a JAAS line or an
 /// OAuth configuration string). Paths to key files (`*.location`) are not secret.

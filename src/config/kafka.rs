@@ -79,8 +79,7 @@ pub(super) fn check_properties(
         .into_iter()
         .filter_map(|(k, path)| {
             let setting = format!("kafka_property_files.\"{k}\"");
-            read_secret_file(&setting, &path, errors)
-                .map(|v| (k, v.trim_end_matches(['\r', '\n']).to_owned()))
+            read_secret_file(&setting, &path, errors).map(|v| (k, v))
         })
         .collect();
     let mut spelled: BTreeMap<String, String> = BTreeMap::new();

@@ -26,7 +26,6 @@ use figment::value::Dict;
 use serde::Deserialize;
 
 pub use edge::EdgeLimits;
-pub use effective::REDACTED;
 pub use kafka::{MAX_QUEUE_KBYTES, RESERVED_KAFKA_PROPERTIES, canonical_kafka_property};
 pub use otel::TracingConfig;
 pub use registry::{RegistryConfig, RegistrySettings, RegistryTls, read_bearer_token};
@@ -51,13 +50,13 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
+        f.write_str(effective::REDACTED)
     }
 }
 
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
+        f.write_str(effective::REDACTED)
     }
 }
 
@@ -493,13 +492,15 @@ fn parse_addr(setting: &str, value: &str, errors: &mut Vec<String>) -> Option<So
     }
 }
 
+/// A secret value mounted as a file, without the line ending an editor or `kubectl create
+/// secret --from-file` leaves at its end.
 pub(crate) fn read_secret_file(
     setting: &str,
     path: &Path,
     errors: &mut Vec<String>,
 ) -> Option<String> {
     match std::fs::read_to_string(path) {
-        Ok(text) => Some(text),
+        Ok(text) => Some(text.trim_end_matches(['\r', '\n']).to_owned()),
         Err(e) => {
             errors.push(format!("{setting}: cannot read {}: {e}", path.display()));
             None

@@ -91,8 +91,7 @@ impl RegistrySettings<'_> {
     pub fn check(&self, errors: &mut Vec<String>) -> Option<RegistryConfig> {
         let url = self.check_url(errors);
         let password = self.password_file.and_then(|p| {
-            read_secret_file(&setting("schema_registry_password_file"), p, errors)
-                .map(|s| Secret::new(s.trim_end_matches(['\r', '\n'])))
+            read_secret_file(&setting("schema_registry_password_file"), p, errors).map(Secret::new)
         });
         if self.password_file.is_some() != self.username.is_some() {
             errors.push(

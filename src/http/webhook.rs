@@ -206,7 +206,7 @@ async fn handle(
     );
     let trace = otel::request_context(&span, TraceContext::from_headers(&headers));
     // Logs name the trace the record carries, so a log line, a span and a record join up.
-    span.record("trace_id", trace.trace_id_hex());
+    span.record("trace_id", field::display(trace.trace_id_hex()));
     let mut family = None;
     let request = Request {
         client,

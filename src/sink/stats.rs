@@ -37,29 +37,28 @@ pub fn record(stats: &Statistics) {
 }
 
 fn record_broker(broker: &Broker) {
-    let id = broker.nodeid.to_string();
-    let name = &broker.nodename;
+    let labels = [
+        ("broker_id", broker.nodeid.to_string()),
+        ("broker", broker.nodename.clone()),
+    ];
     let up = if broker.state == "UP" { 1.0 } else { 0.0 };
-    metrics::gauge!(telemetry::KAFKA_BROKER_UP, "broker_id" => id.clone(), "broker" => name.clone())
-        .set(up);
+    metrics::gauge!(telemetry::KAFKA_BROKER_UP, &labels).set(up);
     if let Some(rtt) = broker.rtt.as_ref().filter(|w| w.cnt > 0) {
-        metrics::gauge!(telemetry::KAFKA_BROKER_RTT_AVG, "broker_id" => id.clone(), "broker" => name.clone())
-            .set(micros(rtt.avg));
-        metrics::gauge!(telemetry::KAFKA_BROKER_RTT_P99, "broker_id" => id.clone(), "broker" => name.clone())
-            .set(micros(rtt.p99));
+        metrics::gauge!(telemetry::KAFKA_BROKER_RTT_AVG, &labels).set(micros(rtt.avg));
+        metrics::gauge!(telemetry::KAFKA_BROKER_RTT_P99, &labels).set(micros(rtt.p99));
     }
-    metrics::counter!(telemetry::KAFKA_BROKER_REQUESTS, "broker_id" => id.clone(), "broker" => name.clone())
-        .absolute(broker.tx);
-    metrics::counter!(telemetry::KAFKA_BROKER_TX_ERRORS, "broker_id" => id.clone(), "broker" => name.clone())
-        .absolute(broker.txerrs);
-    metrics::counter!(telemetry::KAFKA_BROKER_RX_ERRORS, "broker_id" => id.clone(), "broker" => name.clone())
-        .absolute(broker.rxerrs);
-    metrics::counter!(telemetry::KAFKA_BROKER_RETRIES, "broker_id" => id.clone(), "broker" => name.clone())
-        .absolute(broker.txretries);
-    metrics::counter!(telemetry::KAFKA_BROKER_TIMEOUTS, "broker_id" => id.clone(), "broker" => name.clone())
-        .absolute(broker.req_timeouts);
+    let counters = [
+        (telemetry::KAFKA_BROKER_REQUESTS, broker.tx),
+        (telemetry::KAFKA_BROKER_TX_ERRORS, broker.txerrs),
+        (telemetry::KAFKA_BROKER_RX_ERRORS, broker.rxerrs),
+        (telemetry::KAFKA_BROKER_RETRIES, broker.txretries),
+        (telemetry::KAFKA_BROKER_TIMEOUTS, broker.req_timeouts),
+    ];
+    for (name, total) in counters {
+        metrics::counter!(name, &labels).absolute(total);
+    }
     if let Some(disconnects) = broker.disconnects {
-        metrics::counter!(telemetry::KAFKA_BROKER_DISCONNECTS, "broker_id" => id, "broker" => name.clone())
+        metrics::counter!(telemetry::KAFKA_BROKER_DISCONNECTS, &labels)
             .absolute(u64::try_from(disconnects).unwrap_or(0));
     }
 }

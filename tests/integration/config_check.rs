@@ -2,19 +2,14 @@
 //! exit 0, or every problem at once and exit 2, touching no network (the brokers and registry
 //! named here do not exist).
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn check(config: &str, env: &[(&str, &str)]) -> Output {
     let file = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(file.path(), config).expect("write config");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookbridge"));
-    cmd.args(["config", "check", "--config"]).arg(file.path());
     // Only what the test gives: a developer's own HOOKBRIDGE_* must not leak in.
-    for (key, _) in
-        std::env::vars().filter(|(k, _)| k.starts_with("HOOKBRIDGE_") || k.starts_with("OTEL_"))
-    {
-        cmd.env_remove(key);
-    }
+    let mut cmd = crate::support::hookbridge();
+    cmd.args(["config", "check", "--config"]).arg(file.path());
     cmd.envs(env.iter().copied());
     cmd.output().expect("hookbridge runs")
 }
@@ -110,12 +105,7 @@ fn every_problem_is_listed_and_the_exit_code_is_2() {
 fn serve_takes_its_configuration_file_as_a_flag() {
     let file = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(file.path(), "max_in_flight = \"many\"\n").expect("write");
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookbridge"));
-    for (key, _) in
-        std::env::vars().filter(|(k, _)| k.starts_with("HOOKBRIDGE_") || k.starts_with("OTEL_"))
-    {
-        cmd.env_remove(key);
-    }
+    let mut cmd = crate::support::hookbridge();
     let out = cmd
         .args(["serve", "--config"])
         .arg(file.path())

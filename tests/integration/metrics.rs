@@ -2,7 +2,6 @@
 //! `hookbridge_kafka_*` series, `hookbridge_build_info` and the `process_*` figures; and the real
 //! binary never logs a statistics report.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::support::*;
@@ -146,44 +145,17 @@ async fn metrics_reports_reach_the_binary_without_a_log_line() {
     let _shared = BROKER_LOCK.read().await;
     let prefix = unique_prefix("metrics-log");
     let mut env = base_env(&prefix).await;
-    let free_addr = || {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        l.local_addr().expect("addr").to_string()
-    };
-    let (http, admin) = (free_addr(), free_addr());
     let config = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(config.path(), FAST_STATISTICS).expect("write config");
-    env.insert("HOOKBRIDGE_HTTP_ADDR".into(), http.clone());
-    env.insert("HOOKBRIDGE_ADMIN_ADDR".into(), admin.clone());
     env.insert(
         "HOOKBRIDGE_CONFIG".into(),
         config.path().display().to_string(),
     );
     // Everything hookbridge and its libraries log, at every level.
     env.insert("HOOKBRIDGE_LOG_LEVEL".into(), "trace".into());
-    let log_path = std::env::temp_dir().join(format!("{prefix}log"));
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookbridge"))
-        .arg("serve")
-        .env_clear()
-        .envs(&env)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start hookbridge serve");
-    let logs = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let mut serve = Serve::start(env).await;
+    let (http, admin) = (serve.http.clone(), serve.admin.clone());
     let client = reqwest::Client::new();
-
-    let mut ready = false;
-    for _ in 0..120 {
-        let status = client.get(format!("http://{admin}/readyz")).send().await;
-        if status.is_ok_and(|r| r.status() == 200) {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(ready, "gateway never became ready:\n{}", logs());
     // Before any request, the series alerts take increase() of exist at 0 (a fresh process).
     let fresh = client
         .get(format!("http://{admin}/metrics"))
@@ -223,13 +195,13 @@ async fn metrics_reports_reach_the_binary_without_a_log_line() {
     assert_eq!(response.status(), 200);
     let batches = batch_series(&format!("{prefix}group_channel"));
     let page = scrape_until(&client, &admin, |page| page.contains(&batches)).await;
-    let _ = child.kill();
-    let _ = child.wait();
+    let _ = serve.child.kill();
+    let _ = serve.child.wait();
     assert!(
         page.contains(&batches),
         "no statistics report reached /metrics:\n{page}"
     );
-    let logs = logs();
+    let logs = serve.logs();
     assert!(logs.contains("hookbridge ready"), "the log was captured");
     for telltale in ["msg_cnt", "Client stats", "statistics could not be read"] {
         assert!(
@@ -237,5 +209,4 @@ async fn metrics_reports_reach_the_binary_without_a_log_line() {
             "a statistics report was logged ({telltale:?}):\n{logs}"
         );
     }
-    let _ = std::fs::remove_file(&log_path);
 }

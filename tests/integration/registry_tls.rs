@@ -189,12 +189,7 @@ async fn start_proxy(pki: &Pki) -> (String, Arc<Mutex<Vec<String>>>) {
 }
 
 fn schemas_check(url: &str, args: &[&str]) -> std::process::Output {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_hookbridge"));
-    for (key, _) in
-        std::env::vars().filter(|(k, _)| k.starts_with("HOOKBRIDGE_") || k.starts_with("OTEL_"))
-    {
-        cmd.env_remove(key);
-    }
+    let mut cmd = crate::support::hookbridge();
     cmd.args(["schemas", "check", "--registry-url", url])
         .args(["--topic-prefix", &unique_prefix("tls")])
         .args(args)

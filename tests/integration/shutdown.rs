@@ -11,11 +11,6 @@ use tokio::net::TcpStream;
 
 use crate::support::*;
 
-fn free_addr() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").to_string()
-}
-
 async fn get_status(url: &str) -> u16 {
     match reqwest::get(url).await {
         Ok(r) => r.status().as_u16(),
@@ -28,33 +23,9 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     let _shared = BROKER_LOCK.read().await;
     let prefix = unique_prefix("sigterm");
     let mut env = base_env(&prefix).await;
-    let http = free_addr();
-    let admin = free_addr();
-    env.insert("HOOKBRIDGE_HTTP_ADDR".into(), http.clone());
-    env.insert("HOOKBRIDGE_ADMIN_ADDR".into(), admin.clone());
     env.insert("HOOKBRIDGE_LOG_FORMAT".into(), "text".into());
-    let log_path = std::env::temp_dir().join(format!("{}log", prefix));
-    let log = std::fs::File::create(&log_path).expect("log file");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookbridge"))
-        .arg("serve")
-        .env_clear()
-        .envs(&env)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start hookbridge serve");
-    let logs = || std::fs::read_to_string(&log_path).unwrap_or_default();
-
-    let readyz = format!("http://{admin}/readyz");
-    let mut ready = false;
-    for _ in 0..120 {
-        if get_status(&readyz).await == 200 {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(ready, "gateway never became ready:\n{}", logs());
+    let mut serve = Serve::start(env).await;
+    let (http, readyz) = (serve.http.clone(), serve.readyz());
 
     let healthcheck = || {
         Command::new(env!("CARGO_BIN_EXE_hookbridge"))
@@ -81,11 +52,7 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     stream.flush().await.expect("flush");
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(kill.success());
+    serve.terminate();
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     assert_eq!(
@@ -108,23 +75,19 @@ async fn sigterm_drains_in_flight_requests_and_exits_zero() {
     assert!(
         answer.starts_with("HTTP/1.1 200"),
         "in-flight request finished: {answer}\n{}",
-        logs()
+        serve.logs()
     );
 
-    let mut status = None;
-    for _ in 0..60 {
-        if let Some(s) = child.try_wait().expect("wait") {
-            status = Some(s);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    let status = status.unwrap_or_else(|| {
-        let _ = child.kill();
-        panic!("did not exit within 15 s of SIGTERM:\n{}", logs())
-    });
-    assert_eq!(status.code(), Some(0), "exit code:\n{}", logs());
-    assert!(logs().contains("producer flushed"), "{}", logs());
+    let status = serve
+        .exit_within(Duration::from_secs(15))
+        .await
+        .unwrap_or_else(|| panic!("did not exit within 15 s of SIGTERM:\n{}", serve.logs()));
+    assert_eq!(status.code(), Some(0), "exit code:\n{}", serve.logs());
+    assert!(
+        serve.logs().contains("producer flushed"),
+        "{}",
+        serve.logs()
+    );
 
     let records = consume(
         &[format!("{prefix}group_channel")],

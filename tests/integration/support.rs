@@ -713,3 +713,98 @@ pub fn all_fixtures() -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+/// A free `127.0.0.1:port` for a gateway run as a process (whose port 0 a test cannot learn).
+pub fn free_addr() -> String {
+    format!("127.0.0.1:{}", free_port())
+}
+
+/// The `hookbridge` binary, without the `HOOKBRIDGE_*` and `OTEL_*` variables of whoever runs
+/// the tests: a command's result must not depend on the developer's or CI's environment.
+pub fn hookbridge() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hookbridge"));
+    for (key, _) in
+        std::env::vars().filter(|(k, _)| k.starts_with("HOOKBRIDGE_") || k.starts_with("OTEL_"))
+    {
+        cmd.env_remove(key);
+    }
+    cmd
+}
+
+/// `hookbridge serve`, the real binary, with exactly `env` (plus free listener addresses),
+/// stderr kept in a file, ready when `start` returns, and killed if the test ends first.
+pub struct Serve {
+    pub child: std::process::Child,
+    pub http: String,
+    pub admin: String,
+    log: tempfile::NamedTempFile,
+}
+
+impl Serve {
+    pub async fn start(mut env: BTreeMap<String, String>) -> Serve {
+        let (http, admin) = (free_addr(), free_addr());
+        env.insert("HOOKBRIDGE_HTTP_ADDR".into(), http.clone());
+        env.insert("HOOKBRIDGE_ADMIN_ADDR".into(), admin.clone());
+        let log = tempfile::NamedTempFile::new().expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_hookbridge"))
+            .arg("serve")
+            .env_clear()
+            .envs(&env)
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().expect("log handle"))
+            .spawn()
+            .expect("start hookbridge serve");
+        let serve = Serve {
+            child,
+            http,
+            admin,
+            log,
+        };
+        let readyz = serve.readyz();
+        for _ in 0..120 {
+            if reqwest::get(&readyz).await.is_ok_and(|r| r.status() == 200) {
+                return serve;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        panic!("gateway never became ready:\n{}", serve.logs())
+    }
+
+    pub fn readyz(&self) -> String {
+        format!("http://{}/readyz", self.admin)
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM, as Kubernetes stops a pod.
+    pub fn terminate(&self) {
+        let kill = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(kill.success());
+    }
+
+    /// The exit status, waiting up to `timeout` after a stop (`None` if still running).
+    pub async fn exit_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return Some(status);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

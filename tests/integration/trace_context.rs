@@ -112,7 +112,6 @@ async fn records_continue_the_senders_trace_or_start_one() {
 /// sender's trace, whose ids the record's `traceparent` carries; no body or secret in them.
 #[tokio::test]
 async fn spans_are_exported_and_the_record_names_the_request_span() {
-    use std::process::{Command, Stdio};
     use std::sync::{Arc, Mutex};
 
     use axum::body::Bytes;
@@ -143,48 +142,19 @@ async fn spans_are_exported_and_the_record_names_the_request_span() {
     let collector = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, router).await });
 
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("addr")
-            .to_string()
-    };
     let prefix = crate::support::unique_prefix("otel");
     let mut env = crate::support::base_env(&prefix).await;
-    let (http, admin) = (free(), free());
-    env.insert("HOOKBRIDGE_HTTP_ADDR".into(), http.clone());
-    env.insert("HOOKBRIDGE_ADMIN_ADDR".into(), admin.clone());
     env.insert(
         "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
         format!("http://{collector}"),
     );
     env.insert("OTEL_SERVICE_NAME".into(), "hookbridge-it".into());
-    let log = tempfile::NamedTempFile::new().expect("log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hookbridge"))
-        .arg("serve")
-        .env_clear()
-        .envs(&env)
-        .stdout(Stdio::null())
-        .stderr(log.reopen().expect("log handle"))
-        .spawn()
-        .expect("hookbridge serve starts");
-    let logs = || std::fs::read_to_string(log.path()).unwrap_or_default();
+    let mut serve = crate::support::Serve::start(env).await;
     let client = reqwest::Client::new();
-    let mut ready = false;
-    for _ in 0..120 {
-        if let Ok(r) = client.get(format!("http://{admin}/readyz")).send().await
-            && r.status() == 200
-        {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(ready, "never ready:\n{}", logs());
 
     let body = fixture("group_channel__message_send");
     let answer = client
-        .post(format!("http://{http}/webhooks/sendbird"))
+        .post(format!("http://{}/webhooks/sendbird", serve.http))
         .header("content-type", "application/json")
         .header("x-sendbird-signature", sign(&body))
         .header("traceparent", SENDER)
@@ -195,23 +165,12 @@ async fn spans_are_exported_and_the_record_names_the_request_span() {
     assert_eq!(answer.status(), 200);
 
     // SIGTERM: the last batch is exported before the process exits.
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            assert!(status.success(), "exit {status}:\n{}", logs());
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no exit:\n{}", logs());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    serve.terminate();
+    let status = serve
+        .exit_within(Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|| panic!("no exit:\n{}", serve.logs()));
+    assert!(status.success(), "exit {status}:\n{}", serve.logs());
 
     let records = consume(
         &[format!("{prefix}group_channel")],
