@@ -72,8 +72,8 @@ fn expected_key(body: &[u8], family: &str) -> Option<String> {
 
 #[tokio::test]
 async fn every_category_lands_in_its_family_topic_with_key_partition_and_exact_body() {
-    let _shared = BROKER_LOCK.read().await;
-    let app = spawn_app("families").await;
+    let broker = broker().await;
+    let app = spawn_app(&broker, "families").await;
     let mut bodies = all_fixtures();
     // A category Sendbird may add tomorrow still arrives, in the catch-all topic.
     bodies.push((
@@ -153,8 +153,8 @@ async fn every_category_lands_in_its_family_topic_with_key_partition_and_exact_b
 
 #[tokio::test]
 async fn a_channels_events_share_one_partition_in_the_order_they_were_accepted() {
-    let _shared = BROKER_LOCK.read().await;
-    let app = spawn_app("order").await;
+    let broker = broker().await;
+    let app = spawn_app(&broker, "order").await;
     let channel = "sendbird_group_channel_order_test";
     let categories = [
         "group_channel:join",
@@ -202,10 +202,10 @@ async fn a_channels_events_share_one_partition_in_the_order_they_were_accepted()
 
 #[tokio::test]
 async fn routing_overrides_send_categories_to_the_configured_topic() {
-    let _shared = BROKER_LOCK.read().await;
+    let broker = broker().await;
     let prefix = unique_prefix("override");
     let target = format!("{prefix}messages-only");
-    let env = base_env(&prefix).await;
+    let env = base_env(&broker, &prefix).await;
     let toml =
         format!("[[routes]]\ncategory = \"group_channel:message_*\"\ntopic = \"{target}\"\n");
     let app = spawn_app_with(&prefix, env, Some(&toml)).await;
@@ -231,8 +231,8 @@ async fn routing_overrides_send_categories_to_the_configured_topic() {
 
 #[tokio::test]
 async fn a_body_at_the_two_mib_limit_reaches_a_broker_with_default_settings() {
-    let _shared = BROKER_LOCK.read().await;
-    let app = spawn_app("large").await;
+    let broker = broker().await;
+    let app = spawn_app(&broker, "large").await;
     // Incompressible-ish text, so compression alone would not save a too-small size limit.
     let mut text = String::new();
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;

@@ -37,7 +37,7 @@ fn head(path: &str, body: &[u8], extra: &str) -> Vec<u8> {
 
 #[tokio::test]
 async fn partial_headers_are_closed_after_the_header_read_timeout() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     let app = start(
         Script::Fail(PublishError::Timeout),
         &[("HOOKBRIDGE_HEADER_READ_TIMEOUT", "300ms")],
@@ -63,7 +63,7 @@ async fn partial_headers_are_closed_after_the_header_read_timeout() {
 
 #[tokio::test]
 async fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     let app = start(
         Script::Hold(Arc::new(Semaphore::new(100))),
         &[
@@ -93,7 +93,7 @@ async fn idle_keep_alive_connections_are_closed_after_the_idle_timeout() {
 
 #[tokio::test]
 async fn connections_beyond_the_cap_get_503_and_are_closed() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     let app = start(
         Script::Hold(Arc::new(Semaphore::new(100))),
         &[("HOOKBRIDGE_MAX_CONNECTIONS", "2")],
@@ -118,7 +118,7 @@ async fn connections_beyond_the_cap_get_503_and_are_closed() {
 
 #[tokio::test]
 async fn a_stalled_body_gets_408_long_before_the_deadline() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     let app = start(
         Script::Hold(Arc::new(Semaphore::new(100))),
         &[
@@ -148,7 +148,7 @@ async fn a_stalled_body_gets_408_long_before_the_deadline() {
 
 #[tokio::test]
 async fn declared_lengths_hold_nothing_and_arriving_bytes_fill_only_the_body_share() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     // 64 KiB bodies make records of at most 320 KiB; of a 420000-byte budget, bodies may hold
     // the 92320 bytes beside that: one 64 KiB step, not two.
     let app = start(
@@ -205,7 +205,7 @@ async fn declared_lengths_hold_nothing_and_arriving_bytes_fill_only_the_body_sha
 
 #[tokio::test]
 async fn chunked_bodies_over_the_limit_get_413() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     let app = start(
         Script::Hold(Arc::new(Semaphore::new(100))),
         &[("HOOKBRIDGE_MAX_BODY_BYTES", "2048")],
@@ -233,7 +233,7 @@ async fn chunked_bodies_over_the_limit_get_413() {
 
 #[tokio::test]
 async fn app_ids_match_in_any_case_and_records_carry_the_configured_form() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     let app = start(Script::Hold(Arc::new(Semaphore::new(100))), &[]).await;
     let body = fixture("group_channel__join");
     let url = format!("{}/{}", app.base, APP_ID.to_ascii_lowercase());
@@ -257,7 +257,7 @@ async fn app_ids_match_in_any_case_and_records_carry_the_configured_form() {
 
 #[tokio::test]
 async fn an_authentic_body_naming_another_app_is_dead_lettered_not_lost() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     let app = start(Script::Hold(Arc::new(Semaphore::new(100))), &[]).await;
     let body = br#"{"category":"group_channel:join","app_id":"SOME-OTHER-APP"}"#.to_vec();
     let response = app.post(body.clone()).await;
@@ -275,7 +275,7 @@ async fn an_authentic_body_naming_another_app_is_dead_lettered_not_lost() {
 
 #[tokio::test]
 async fn the_per_client_cap_sheds_a_clients_extra_requests() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     let gate = Arc::new(Semaphore::new(0));
     let app = Arc::new(
         start(
@@ -302,7 +302,7 @@ async fn the_per_client_cap_sheds_a_clients_extra_requests() {
 
 #[tokio::test]
 async fn a_two_mib_body_of_empty_members_becomes_a_small_record_quickly() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     let app = start(Script::Hold(Arc::new(Semaphore::new(100))), &[]).await;
     let prefix =
         br#"{"category":"group_channel:message_send","channel":{"channel_url":"c1"},"members":["#;
@@ -332,7 +332,7 @@ async fn a_two_mib_body_of_empty_members_becomes_a_small_record_quickly() {
 
 #[tokio::test]
 async fn shutdown_does_not_wait_for_half_sent_heads() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     let app = start(
         Script::Hold(Arc::new(Semaphore::new(100))),
         &[("HOOKBRIDGE_HEADER_READ_TIMEOUT", "30s")],

@@ -153,7 +153,7 @@ impl InProcess {
 
 #[tokio::test]
 async fn kafka_refusals_become_503_with_retry_after() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     for error in [
         PublishError::QueueFull,
         PublishError::Timeout,
@@ -177,7 +177,7 @@ async fn kafka_refusals_become_503_with_retry_after() {
 
 #[tokio::test]
 async fn a_failed_dead_letter_write_is_503_not_200() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     let app = start(Script::Fail(PublishError::Timeout), &[]).await;
     let response = app.post(b"not json at all".to_vec()).await;
     assert_eq!(response.status(), 503);
@@ -189,7 +189,7 @@ async fn a_failed_dead_letter_write_is_503_not_200() {
 
 #[tokio::test]
 async fn sheds_load_beyond_the_in_flight_cap_instead_of_queueing() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     let gate = Arc::new(Semaphore::new(0));
     let app = Arc::new(
         start(
@@ -229,7 +229,7 @@ async fn sheds_load_beyond_the_in_flight_cap_instead_of_queueing() {
 
 #[tokio::test]
 async fn no_acknowledgement_within_the_deadline_is_503() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     let gate = Arc::new(Semaphore::new(0));
     let app = start(
         Script::Hold(gate),
@@ -274,7 +274,7 @@ async fn trickle(app: &InProcess, signature: Option<&str>, body: &[u8], pause: D
 
 #[tokio::test]
 async fn a_body_that_trickles_in_past_the_deadline_gets_408_and_is_not_published() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     let gate = Arc::new(Semaphore::new(100));
     let app = start(
         Script::Hold(gate),
@@ -289,7 +289,7 @@ async fn a_body_that_trickles_in_past_the_deadline_gets_408_and_is_not_published
 
 #[tokio::test]
 async fn a_request_without_a_usable_signature_is_refused_before_its_body_is_read() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     let app = start(Script::Fail(PublishError::Timeout), &[]).await;
     let body = fixture("group_channel__join");
     for signature in [None, Some("not-a-signature")] {
@@ -309,7 +309,7 @@ async fn a_request_without_a_usable_signature_is_refused_before_its_body_is_read
 
 #[tokio::test]
 async fn with_several_apps_each_route_takes_only_its_own_tokens() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     let gate = Arc::new(Semaphore::new(100));
     let toml = r#"
         [[apps]]
@@ -404,7 +404,7 @@ fn sign_prints_the_signature_a_sender_would_send_and_refuses_token_lists() {
 
 #[tokio::test]
 async fn send_posts_a_signed_body_and_exits_by_the_answer() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     let app = start(Script::Hold(Arc::new(Semaphore::new(100))), &[]).await;
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("body.json");
@@ -434,7 +434,7 @@ async fn send_posts_a_signed_body_and_exits_by_the_answer() {
 
 #[tokio::test]
 async fn a_rotated_tokens_file_takes_effect_without_a_restart() {
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let _broker = crate::support::broker().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let tokens = dir.path().join("tokens");
     std::fs::write(&tokens, "old-token\n").expect("write tokens");

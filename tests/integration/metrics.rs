@@ -47,9 +47,9 @@ fn batch_series(topic: &str) -> String {
 
 #[tokio::test]
 async fn metrics_show_kafka_statistics_build_info_and_process_figures() {
-    let _shared = BROKER_LOCK.read().await;
+    let broker = broker().await;
     let prefix = unique_prefix("metrics");
-    let env = base_env(&prefix).await;
+    let env = base_env(&broker, &prefix).await;
     let app = spawn_app_with(&prefix, env, Some(FAST_STATISTICS)).await;
     let body = fixture("group_channel__message_send");
     let response = app.post_signed(&body).await;
@@ -142,9 +142,9 @@ async fn metrics_show_kafka_statistics_build_info_and_process_figures() {
 
 #[tokio::test]
 async fn metrics_reports_reach_the_binary_without_a_log_line() {
-    let _shared = BROKER_LOCK.read().await;
+    let broker = broker().await;
     let prefix = unique_prefix("metrics-log");
-    let mut env = base_env(&prefix).await;
+    let mut env = base_env(&broker, &prefix).await;
     let config = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(config.path(), FAST_STATISTICS).expect("write config");
     env.insert(

@@ -23,7 +23,7 @@ use axum::routing::post;
 use serde_json::Value;
 use tokio::process::{Child, Command};
 
-use crate::support::{TestApp, fixture, spawn_app, stack, unique_prefix};
+use crate::support::{Stack, TestApp, broker, fixture, spawn_app, unique_prefix};
 
 const CONTACTS: &str = "variants/group_channel__message_send.member_contacts";
 
@@ -62,8 +62,7 @@ struct Consumer {
 }
 
 impl Consumer {
-    async fn start(topic: &str, group: &str, adapter: &[&str]) -> Consumer {
-        let s = stack().await;
+    async fn start(s: &Stack, topic: &str, group: &str, adapter: &[&str]) -> Consumer {
         let log = tempfile::NamedTempFile::new().expect("log file");
         let child = Command::new(example_binary())
             .args(["--topic", topic])
@@ -169,7 +168,8 @@ async fn receive(State(svc): State<Arc<Service>>, body: Bytes) -> StatusCode {
 
 #[tokio::test]
 async fn notify_example_notifies_each_member_once_and_commits_only_after_hand_off() {
-    let app = spawn_app("notify").await;
+    let broker = broker().await;
+    let app = spawn_app(&broker, "notify").await;
     let topic = app.topic("group_channel");
     let group = unique_prefix("notify");
 
@@ -199,7 +199,7 @@ async fn notify_example_notifies_each_member_once_and_commits_only_after_hand_of
 
     let out = tempfile::NamedTempFile::new().expect("output file");
     let path = out.path().to_str().expect("utf-8 path").to_owned();
-    let consumer = Consumer::start(&topic, &group, &["--jsonl", &path]).await;
+    let consumer = Consumer::start(broker.stack, &topic, &group, &["--jsonl", &path]).await;
     let read = || -> Vec<Value> {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         // Only whole lines: the consumer may be writing the last one.
@@ -256,7 +256,7 @@ async fn notify_example_notifies_each_member_once_and_commits_only_after_hand_of
     tokio::spawn(async move { axum::serve(listener, router).await });
     let third = message("third", |_| {});
     let third_id = event_id(&third);
-    let failing = Consumer::start(&topic, &group, &["--webhook-url", &url]).await;
+    let failing = Consumer::start(broker.stack, &topic, &group, &["--webhook-url", &url]).await;
     send(&app, &third).await;
     wait_for(
         "two refused hand-offs",
@@ -268,7 +268,7 @@ async fn notify_example_notifies_each_member_once_and_commits_only_after_hand_of
     failing.kill().await;
 
     service.accepting.store(true, Ordering::SeqCst);
-    let restarted = Consumer::start(&topic, &group, &["--webhook-url", &url]).await;
+    let restarted = Consumer::start(broker.stack, &topic, &group, &["--webhook-url", &url]).await;
     let delivered = || -> Vec<Value> {
         service
             .seen

@@ -27,10 +27,10 @@ fn event(i: usize) -> Vec<u8> {
 #[tokio::test]
 async fn a_stopped_broker_makes_the_gateway_answer_503_never_200() {
     // Exclusive: no other test runs while the broker is down.
-    let _exclusive = BROKER_LOCK.write().await;
-    let stack = stack().await;
+    let broker = broker_exclusive().await;
+    let stack = broker.stack;
     let prefix = unique_prefix("outage");
-    let mut env = base_env(&prefix).await;
+    let mut env = base_env(&broker, &prefix).await;
     env.insert("HOOKBRIDGE_PUBLISH_TIMEOUT".into(), "2s".into());
     let app = spawn_app_with(&prefix, env, None).await;
 
@@ -117,10 +117,10 @@ async fn a_stopped_broker_makes_the_gateway_answer_503_never_200() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_channels_events_keep_their_order_while_many_wait_on_a_stalled_broker() {
-    let _exclusive = BROKER_LOCK.write().await;
-    let stack = stack().await;
+    let broker = broker_exclusive().await;
+    let stack = broker.stack;
     let prefix = unique_prefix("stall");
-    let mut env = base_env(&prefix).await;
+    let mut env = base_env(&broker, &prefix).await;
     // The whole stall must fit in one deadline (Sendbird waits 5 s).
     env.insert("HOOKBRIDGE_PUBLISH_TIMEOUT".into(), "4900ms".into());
     let app = std::sync::Arc::new(spawn_app_with(&prefix, env, None).await);

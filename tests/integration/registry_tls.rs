@@ -21,7 +21,7 @@ use rustls::server::WebPkiClientVerifier;
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::support::{base_env, fixture, spawn_app_with, stack, unique_prefix};
+use crate::support::{Stack, base_env, broker, fixture, spawn_app_with, unique_prefix};
 
 const TOKEN: &str = "registry-bearer-token-5b1e";
 
@@ -135,8 +135,8 @@ async fn forward(
 }
 
 /// An HTTPS proxy requiring a client certificate from the CA; its URL with the registry's path.
-async fn start_proxy(pki: &Pki) -> (String, Arc<Mutex<Vec<String>>>) {
-    let registry = reqwest::Url::parse(&stack().await.registry_url).expect("registry URL");
+async fn start_proxy(stack: &Stack, pki: &Pki) -> (String, Arc<Mutex<Vec<String>>>) {
+    let registry = reqwest::Url::parse(&stack.registry_url).expect("registry URL");
     let origin = registry.origin().ascii_serialization();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut roots = RootCertStore::empty();
@@ -200,12 +200,13 @@ fn schemas_check(url: &str, args: &[&str]) -> std::process::Output {
 // The checks run the binary synchronously; the proxy needs a thread of its own meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_registry_behind_a_private_ca_client_certificate_and_token() {
+    let broker = broker().await;
     let pki = Pki::new();
-    let (url, seen) = start_proxy(&pki).await;
+    let (url, seen) = start_proxy(broker.stack, &pki).await;
 
     // serve: the schemas are registered through the proxy, and a webhook becomes a record.
     let prefix = unique_prefix("registry-tls");
-    let mut env = base_env(&prefix).await;
+    let mut env = base_env(&broker, &prefix).await;
     for (key, file) in [
         ("HOOKBRIDGE_SCHEMA_REGISTRY_CA_FILE", "ca.pem"),
         ("HOOKBRIDGE_SCHEMA_REGISTRY_CLIENT_CERT_FILE", "client.pem"),

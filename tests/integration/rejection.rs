@@ -9,8 +9,8 @@ use crate::support::*;
 #[tokio::test]
 async fn forged_requests_reach_no_topic() {
     // Exclusive, so the process-wide counters below move only for this test's requests.
-    let _exclusive = BROKER_LOCK.write().await;
-    let app = spawn_app("forged").await;
+    let broker = broker_exclusive().await;
+    let app = spawn_app(&broker, "forged").await;
     let body = fixture("group_channel__message_send");
     let good = sign(&body);
 
@@ -88,8 +88,8 @@ async fn forged_requests_reach_no_topic() {
 
 #[tokio::test]
 async fn the_fallback_signature_header_is_accepted_when_the_documented_one_is_absent() {
-    let _shared = BROKER_LOCK.read().await;
-    let app = spawn_app("fallback").await;
+    let broker = broker().await;
+    let app = spawn_app(&broker, "fallback").await;
     let body = fixture("user__unblock");
     let sig = sign(&body);
     let response = app
@@ -100,8 +100,8 @@ async fn the_fallback_signature_header_is_accepted_when_the_documented_one_is_ab
 
 #[tokio::test]
 async fn poison_bodies_go_to_the_dead_letter_topic_byte_for_byte() {
-    let _shared = BROKER_LOCK.read().await;
-    let app = spawn_app("poison").await;
+    let broker = broker().await;
+    let app = spawn_app(&broker, "poison").await;
     let long_category = format!(r#"{{"category":"{}"}}"#, "x".repeat(257));
     let cases: Vec<(&[u8], &str)> = vec![
         (long_category.as_bytes(), "category_too_long"),
@@ -140,9 +140,9 @@ async fn poison_bodies_go_to_the_dead_letter_topic_byte_for_byte() {
 #[tokio::test]
 async fn bad_requests_get_clear_errors_and_write_nothing() {
     // Exclusive, so the process-wide counters below move only for this test's requests.
-    let _exclusive = BROKER_LOCK.write().await;
+    let broker = broker_exclusive().await;
     let prefix = unique_prefix("badreq");
-    let mut env = base_env(&prefix).await;
+    let mut env = base_env(&broker, &prefix).await;
     env.insert("HOOKBRIDGE_MAX_BODY_BYTES".into(), "4096".into());
     let app = spawn_app_with(&prefix, env, None).await;
 
@@ -224,9 +224,9 @@ fn futures_util_stream(
 
 #[tokio::test]
 async fn start_up_fails_when_auto_registration_is_off_and_the_schema_is_absent() {
-    let _shared = BROKER_LOCK.read().await;
+    let broker = broker().await;
     let prefix = unique_prefix("noschema");
-    let mut env = base_env(&prefix).await;
+    let mut env = base_env(&broker, &prefix).await;
     env.insert("HOOKBRIDGE_AUTO_REGISTER_SCHEMAS".into(), "false".into());
     let config =
         hookbridge::config::Config::from_sources(None, &env, &hookbridge::providers::PROVIDERS)
@@ -248,8 +248,8 @@ async fn start_up_fails_when_auto_registration_is_off_and_the_schema_is_absent()
 
 #[tokio::test]
 async fn schemas_check_reports_new_compatible_and_incompatible_subjects() {
-    let _shared = BROKER_LOCK.read().await;
-    let stack = stack().await;
+    let broker = broker().await;
+    let stack = broker.stack;
     let prefix = unique_prefix("schemacheck");
     let check = |prefix: &str| {
         std::process::Command::new(env!("CARGO_BIN_EXE_hookbridge"))
@@ -274,7 +274,7 @@ async fn schemas_check_reports_new_compatible_and_incompatible_subjects() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("new subject"));
 
     // Registered by a gateway start: compatible with itself.
-    let app = spawn_app_with(&prefix, base_env(&prefix).await, None).await;
+    let app = spawn_app_with(&prefix, base_env(&broker, &prefix).await, None).await;
     app.stop().await;
     let out = check(&prefix);
     assert_eq!(
@@ -315,8 +315,8 @@ async fn schemas_check_reports_new_compatible_and_incompatible_subjects() {
 
 #[tokio::test]
 async fn schemas_check_with_a_config_covers_every_sources_topics_with_its_own_schema() {
-    let _shared = BROKER_LOCK.read().await;
-    let stack = stack().await;
+    let broker = broker().await;
+    let stack = broker.stack;
     let prefix = unique_prefix("schemacfg");
     let config = tempfile::NamedTempFile::new().expect("temp file");
     std::fs::write(

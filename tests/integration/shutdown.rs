@@ -20,9 +20,9 @@ async fn get_status(url: &str) -> u16 {
 
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_and_exits_zero() {
-    let _shared = BROKER_LOCK.read().await;
+    let broker = broker().await;
     let prefix = unique_prefix("sigterm");
-    let mut env = base_env(&prefix).await;
+    let mut env = base_env(&broker, &prefix).await;
     env.insert("HOOKBRIDGE_LOG_FORMAT".into(), "text".into());
     let mut serve = Serve::start(env).await;
     let (http, readyz) = (serve.http.clone(), serve.readyz());

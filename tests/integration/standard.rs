@@ -78,9 +78,9 @@ async fn post(
 }
 
 /// A gateway with one Standard Webhooks source and no other.
-async fn spawn_standard(test: &str) -> TestApp {
+async fn spawn_standard(broker: &Broker, test: &str) -> TestApp {
     let prefix = unique_prefix(test);
-    let mut env = base_env(&prefix).await;
+    let mut env = base_env(broker, &prefix).await;
     for sendbird_setting in [
         "HOOKBRIDGE_SENDBIRD_APP_ID",
         "HOOKBRIDGE_SENDBIRD_API_TOKENS",
@@ -117,8 +117,8 @@ fn data_text(body: &[u8]) -> String {
 
 #[tokio::test]
 async fn signed_events_land_as_envelopes_keyed_by_the_pointer() {
-    let _shared = BROKER_LOCK.read().await;
-    let app = spawn_standard("std-events").await;
+    let broker = broker().await;
+    let app = spawn_standard(&broker, "std-events").await;
     let signed_at = now_seconds();
     // id → (event type, key, body)
     let mut sent: BTreeMap<String, (&str, Option<&str>, Vec<u8>)> = BTreeMap::new();
@@ -197,8 +197,8 @@ async fn signed_events_land_as_envelopes_keyed_by_the_pointer() {
 
 #[tokio::test]
 async fn stale_or_forged_deliveries_are_refused_and_write_nothing() {
-    let _shared = BROKER_LOCK.read().await;
-    let app = spawn_standard("std-refused").await;
+    let broker = broker().await;
+    let app = spawn_standard(&broker, "std-refused").await;
     let path = format!("/webhooks/standard/{SOURCE_ID}");
     let body = standard_fixture("invoice.paid");
     let now = now_seconds();
@@ -250,8 +250,8 @@ async fn stale_or_forged_deliveries_are_refused_and_write_nothing() {
 
 #[tokio::test]
 async fn authentic_bodies_that_cannot_become_records_are_dead_lettered_byte_for_byte() {
-    let _shared = BROKER_LOCK.read().await;
-    let app = spawn_standard("std-dlq").await;
+    let broker = broker().await;
+    let app = spawn_standard(&broker, "std-dlq").await;
     let now = now_seconds();
     let cases: [(&str, &[u8], &str); 2] = [
         (

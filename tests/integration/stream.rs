@@ -62,9 +62,9 @@ const EXPECTED: &[(&str, &str, Option<&str>)] = &[
 const FAMILIES: &[&str] = &["message", "channel", "member", "user", "reaction", "other"];
 
 /// A gateway with one Stream source (and no Sendbird app), its topics under a prefix of its own.
-async fn spawn_stream_app(test: &str) -> TestApp {
+async fn spawn_stream_app(broker: &Broker, test: &str) -> TestApp {
     let prefix = unique_prefix(test);
-    let mut env = base_env(&prefix).await;
+    let mut env = base_env(broker, &prefix).await;
     for legacy in [
         "HOOKBRIDGE_SENDBIRD_APP_ID",
         "HOOKBRIDGE_SENDBIRD_API_TOKENS",
@@ -141,8 +141,8 @@ fn text_header(m: &OwnedMessage, name: &str) -> Option<String> {
 
 #[tokio::test]
 async fn every_stream_event_lands_in_its_family_topic_keyed_by_channel() {
-    let _shared = BROKER_LOCK.read().await;
-    let app = spawn_stream_app("stream-families").await;
+    let broker = broker().await;
+    let app = spawn_stream_app(&broker, "stream-families").await;
     let dir = format!("{}/tests/fixtures/stream", env!("CARGO_MANIFEST_DIR"));
     let on_disk = std::fs::read_dir(&dir)
         .expect("fixture dir")
@@ -258,8 +258,8 @@ async fn every_stream_event_lands_in_its_family_topic_keyed_by_channel() {
 
 #[tokio::test]
 async fn a_gzip_body_signed_over_its_json_is_recorded_as_the_json() {
-    let _shared = BROKER_LOCK.read().await;
-    let app = spawn_stream_app("stream-gzip").await;
+    let broker = broker().await;
+    let app = spawn_stream_app(&broker, "stream-gzip").await;
     let json = stream_fixture("message.new");
     let body = gzip(&json);
     let response = post_stream(&app, ROUTE, &body, &json, "gz-1", Some(API_KEY), true).await;
@@ -311,8 +311,8 @@ async fn a_gzip_body_signed_over_its_json_is_recorded_as_the_json() {
 
 #[tokio::test]
 async fn a_request_naming_another_api_key_is_refused_and_writes_nothing() {
-    let _shared = BROKER_LOCK.read().await;
-    let app = spawn_stream_app("stream-apikey").await;
+    let broker = broker().await;
+    let app = spawn_stream_app(&broker, "stream-apikey").await;
     let body = stream_fixture("message.new");
     for api_key in [Some("another-apps-key"), None] {
         let response = post_stream(&app, ROUTE, &body, &body, "refused", api_key, false).await;
@@ -336,8 +336,8 @@ async fn a_request_naming_another_api_key_is_refused_and_writes_nothing() {
 
 #[tokio::test]
 async fn authentic_bodies_that_are_not_events_are_dead_lettered_as_received() {
-    let _shared = BROKER_LOCK.read().await;
-    let app = spawn_stream_app("stream-poison").await;
+    let broker = broker().await;
+    let app = spawn_stream_app(&broker, "stream-poison").await;
     let not_json = b"this is not JSON".to_vec();
     let no_type = br#"{"cid":"messaging:fun"}"#.to_vec();
     // (body as sent, what the signature covers, reason, webhook id)

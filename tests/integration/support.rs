@@ -24,14 +24,44 @@ use testcontainers::core::{ContainerPort, WaitFor};
 use testcontainers::runners::AsyncRunner;
 use testcontainers::{ContainerAsync, GenericImage, ImageExt};
 use tokio::net::TcpListener;
-use tokio::sync::{OnceCell, RwLock};
+use tokio::sync::{OnceCell, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 pub const APP_ID: &str = "A1B2C3D4-0000-4000-8000-000000000001";
 pub const TOKEN: &str = "integration-master-token";
 
-/// Tests that need the broker as it is hold this for reading; the outage test, which stops the
-/// broker, holds it for writing so it never disturbs the others.
-pub static BROKER_LOCK: RwLock<()> = RwLock::const_new(());
+/// Tests that need the broker as it is hold it shared; the tests that stop the broker or change
+/// the registry's global state hold it exclusively, so they never disturb the others.
+static BROKER_LOCK: RwLock<()> = RwLock::const_new(());
+
+/// A test's claim on the stack. `base_env` and `spawn_app` take one, so a test cannot start a
+/// gateway without holding the broker, and the tests that stop it wait for every holder.
+pub struct Broker {
+    pub stack: &'static Stack,
+    _hold: Hold,
+}
+
+enum Hold {
+    Shared(#[allow(dead_code)] RwLockReadGuard<'static, ()>),
+    Exclusive(#[allow(dead_code)] RwLockWriteGuard<'static, ()>),
+}
+
+/// The stack as it is, shared with the other tests that leave it so.
+pub async fn broker() -> Broker {
+    let hold = Hold::Shared(BROKER_LOCK.read().await);
+    Broker {
+        stack: stack().await,
+        _hold: hold,
+    }
+}
+
+/// The stack for this test alone: no other test runs against it meanwhile.
+pub async fn broker_exclusive() -> Broker {
+    let hold = Hold::Exclusive(BROKER_LOCK.write().await);
+    Broker {
+        stack: stack().await,
+        _hold: hold,
+    }
+}
 
 /// How the outage test stops and starts the broker.
 pub enum BrokerControl {
@@ -172,7 +202,7 @@ fn docker_available() -> bool {
 }
 
 /// The stack, started once per test process.
-pub async fn stack() -> &'static Stack {
+async fn stack() -> &'static Stack {
     static STACK: OnceCell<Stack> = OnceCell::const_new();
     STACK.get_or_init(init_stack).await
 }
@@ -334,8 +364,8 @@ pub fn unique_prefix(test: &str) -> String {
 }
 
 /// Base settings for a test gateway, as environment variables would give them.
-pub async fn base_env(prefix: &str) -> BTreeMap<String, String> {
-    let s = stack().await;
+pub async fn base_env(broker: &Broker, prefix: &str) -> BTreeMap<String, String> {
+    let s = broker.stack;
     [
         ("HOOKBRIDGE_KAFKA_BROKERS", s.bootstrap.as_str()),
         ("HOOKBRIDGE_SCHEMA_REGISTRY_URL", s.registry_url.as_str()),
@@ -445,9 +475,9 @@ pub fn sign(body: &[u8]) -> String {
 }
 
 /// Starts a gateway on port 0 against the real stack with the default settings.
-pub async fn spawn_app(test: &str) -> TestApp {
+pub async fn spawn_app(broker: &Broker, test: &str) -> TestApp {
     let prefix = unique_prefix(test);
-    let env = base_env(&prefix).await;
+    let env = base_env(broker, &prefix).await;
     spawn_app_with(&prefix, env, None).await
 }
 

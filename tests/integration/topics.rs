@@ -14,11 +14,11 @@ use crate::support::*;
 
 #[tokio::test]
 async fn created_topics_fit_large_records_and_foreign_ones_are_checked() {
-    let _shared = BROKER_LOCK.read().await;
+    let broker = broker().await;
 
     // Created by the gateway: sized for large bodies.
-    let app = spawn_app("sized").await;
-    let env = base_env(&app.prefix).await;
+    let app = spawn_app(&broker, "sized").await;
+    let env = base_env(&broker, &app.prefix).await;
     let config = Config::from_sources(None, &env, &PROVIDERS).expect("valid");
     let ours = TopicName::parse(&app.topic("group_channel")).expect("topic");
     // Right after a broker restart (the outage test) a description can come back empty for a
@@ -49,11 +49,11 @@ async fn created_topics_fit_large_records_and_foreign_ones_are_checked() {
 
     // Created by someone else with the broker's defaults, and the rest missing.
     let prefix = unique_prefix("foreign");
-    let mut env = base_env(&prefix).await;
+    let mut env = base_env(&broker, &prefix).await;
     env.insert("HOOKBRIDGE_CREATE_TOPICS".into(), "false".into());
     let foreign = format!("{prefix}group_channel");
     let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", &stack().await.bootstrap)
+        .set("bootstrap.servers", &broker.stack.bootstrap)
         .create()
         .expect("admin");
     let created = admin

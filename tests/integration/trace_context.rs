@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rdkafka::message::Message;
 
-use crate::support::{consume, fixture, header, sign, spawn_app};
+use crate::support::{broker, consume, fixture, header, sign, spawn_app};
 
 const SENDER: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
@@ -21,7 +21,8 @@ fn parts(m: &rdkafka::message::OwnedMessage) -> (String, String, String) {
 
 #[tokio::test]
 async fn records_continue_the_senders_trace_or_start_one() {
-    let app = spawn_app("trace").await;
+    let broker = broker().await;
+    let app = spawn_app(&broker, "trace").await;
     let body = fixture("group_channel__message_send");
     let signature = sign(&body);
     let continued = app
@@ -119,7 +120,7 @@ async fn spans_are_exported_and_the_record_names_the_request_span() {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
     use prost::Message as _;
 
-    let _shared = crate::support::BROKER_LOCK.read().await;
+    let broker = crate::support::broker().await;
     let received: Arc<Mutex<Vec<ExportTraceServiceRequest>>> = Arc::default();
     let router =
         axum::Router::new()
@@ -143,7 +144,7 @@ async fn spans_are_exported_and_the_record_names_the_request_span() {
     tokio::spawn(async move { axum::serve(listener, router).await });
 
     let prefix = crate::support::unique_prefix("otel");
-    let mut env = crate::support::base_env(&prefix).await;
+    let mut env = crate::support::base_env(&broker, &prefix).await;
     env.insert(
         "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
         format!("http://{collector}"),
