@@ -64,17 +64,46 @@ def gateway_metrics() -> dict[str, Metric]:
     for name, kind in re.findall(r'metric\(\s*"(process_[a-z_]+)",\s*"(counter|gauge)"', telemetry):
         metrics[name] = Metric(name, kind)
     for path in SRC.rglob("*.rs"):
-        text = path.read_text()
-        for kind in ("counter", "gauge", "histogram"):
-            for args in _macro_calls(text, kind):
-                const = re.match(r"\s*(?:crate::)?telemetry::(\w+)", args)
-                if not const:
-                    continue
-                name = consts[const.group(1)]
-                assert name in metrics and metrics[name].kind == kind, \
-                    f"{path}: {kind}!({name}) without a matching describe_{kind} in src/telemetry.rs"
-                metrics[name].labels |= set(re.findall(r'"([a-z_][a-z0-9_]*)"\s*=>', args))
+        for body in _functions(path.read_text()):
+            for kind in ("counter", "gauge", "histogram"):
+                for args in _macro_calls(body, kind):
+                    for const, labels in _names_and_labels(body, args, consts):
+                        name = consts[const]
+                        assert name in metrics and metrics[name].kind == kind, \
+                            f"{path}: {kind}!({name}) without a matching describe_{kind} in src/telemetry.rs"
+                        metrics[name].labels |= labels
     return metrics
+
+
+def _functions(text: str) -> list[str]:
+    """The text from each `fn` to the next: a table or label list a call uses is in its function."""
+    starts = [m.start() for m in re.finditer(r"\bfn\s+\w+", text)] or [0]
+    return [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)])]
+
+
+def _names_and_labels(body: str, args: str, consts: dict[str, str]) -> list[tuple[str, set[str]]]:
+    """The telemetry constants a macro call records and the labels it gives them. The name is
+    `telemetry::X` (or `X` in src/telemetry.rs), or a variable bound by a loop over a table of `(telemetry::X, ...)` rows in
+    the same function; labels are `"label" => value` pairs, or `&list` for a
+    `let list = [("label", value), ...]` in the same function."""
+    first = args.split(",")[0].strip()
+    const = re.fullmatch(r"(?:crate::)?telemetry::(\w+)", first)
+    if const:
+        names = [const.group(1)]
+    elif first in consts:
+        names = [first]
+    elif re.fullmatch(r"\w+", first):
+        names = re.findall(r"(?<!!)\(\s*(?:crate::)?telemetry::(\w+)\s*,", body)
+        assert names, f"metric name {first!r} is neither telemetry::X nor a row of a telemetry table"
+    else:
+        return []
+    labels = set(re.findall(r'"([a-z_][a-z0-9_]*)"\s*=>', args))
+    listed = re.search(r",\s*&(\w+)\s*$", args.strip())
+    if listed:
+        decl = re.search(rf"let\s+{listed.group(1)}\s*=\s*\[(.*?)\];", body, re.S)
+        assert decl, f"label list {listed.group(1)!r} is not declared in the calling function"
+        labels |= set(re.findall(r'\(\s*"([a-z_][a-z0-9_]*)"\s*,', decl.group(1)))
+    return [(n, labels) for n in names]
 
 
 def documented_outcomes() -> set[str]:
