@@ -8,7 +8,7 @@ SCHEMA_REGISTRY_URL ?= http://127.0.0.1:8081/apis/ccompat/v7
 export KAFKA_BOOTSTRAP_SERVERS SCHEMA_REGISTRY_URL
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help run test deps build release stack-up stack-down stack-status venv lint unit integration python-test deploy-check consume notify bench bench-smoke clean
+.PHONY: help run test deps build release stack-up stack-down stack-status venv lint unit integration python-test deploy-check consume notify bench bench-smoke profile clean
 
 help:
 	@echo "make run          start the local Kafka + registry and the gateway with a dev config"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench        hookbridge beside the bare HTTP and Kafka ceilings and Node/Python peers:"
 	@echo "                  docs/benchmarks.md and .png from a full run (minutes)"
 	@echo "make bench-smoke  a few seconds of each contender through the same harness (report in a temp dir)"
+	@echo "make profile      a perf CPU profile of the release gateway under load (bench/profile.sh)"
 	@echo "make chaos        every 200 survives leader kills on a three-broker cluster (long run)"
 	@echo "make fuzz         each fuzz target for FUZZ_SECONDS (300)"
 	@echo "make edge-measure memory and service under attack, as figures"
@@ -115,6 +116,12 @@ bench: stack-up
 	cargo build --locked --release $(BENCH_PROGRAMS)
 	bash bench/setup.sh
 	bench/.venv/bin/python bench/run.py --profile release $(BENCH_ARGS)
+
+# A CPU profile of the release gateway under closed-loop load (perf record; bench/profile.sh):
+# PROFILE_ARGS="256 20 small" are the concurrency, seconds and body set.
+profile: stack-up
+	cargo build --locked --release --bin hookbridge --example bench-load
+	bash bench/profile.sh $(PROFILE_ARGS)
 
 # The same code path for a few seconds per contender, on the debug builds `cargo test` makes:
 # fails unless every contender answered 200 and nothing else, each 200 is a record in Kafka,

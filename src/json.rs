@@ -307,33 +307,33 @@ pub fn path<'a>(root: &'a RawValue, path: &[&str]) -> Option<&'a RawValue> {
 /// failing the whole body, as serde_json would.
 pub fn string(raw: Option<&RawValue>) -> Option<String> {
     let inner = raw?.get().strip_prefix('"')?.strip_suffix('"')?;
-    if !inner.contains('\\') {
-        return Some(inner.to_owned());
-    }
     let mut out = String::with_capacity(inner.len());
-    let mut chars = inner.chars();
     let mut pending_high: Option<u16> = None;
-    while let Some(c) = chars.next() {
-        if c != '\\' {
+    let mut rest = inner;
+    // Runs without escapes are copied whole: chat text is mostly such runs, and a large body's
+    // text must not cost a push per character.
+    while let Some(at) = rest.find('\\') {
+        if at > 0 {
             flush_high(&mut out, &mut pending_high);
-            out.push(c);
-            continue;
+            out.push_str(&rest[..at]);
         }
-        let escaped = chars.next()?;
-        if escaped != 'u' {
+        let escape = rest.as_bytes().get(at + 1).copied()?;
+        if escape != b'u' {
             flush_high(&mut out, &mut pending_high);
-            out.push(match escaped {
-                'b' => '\u{8}',
-                'f' => '\u{c}',
-                'n' => '\n',
-                'r' => '\r',
-                't' => '\t',
-                other => other, // '"', '\\', '/': serde_json already refused any other
+            out.push(match escape {
+                b'b' => '\u{8}',
+                b'f' => '\u{c}',
+                b'n' => '\n',
+                b'r' => '\r',
+                b't' => '\t',
+                // '"', '\\', '/': serde_json already refused any other escape.
+                other => char::from(other),
             });
+            rest = &rest[at + 2..];
             continue;
         }
-        let hex: String = chars.by_ref().take(4).collect();
-        let unit = u16::from_str_radix(&hex, 16).ok()?;
+        let unit = u16::from_str_radix(rest.get(at + 2..at + 6)?, 16).ok()?;
+        rest = &rest[at + 6..];
         match unit {
             0xD800..=0xDBFF => {
                 flush_high(&mut out, &mut pending_high);
@@ -352,6 +352,10 @@ pub fn string(raw: Option<&RawValue>) -> Option<String> {
                 out.push(char::from_u32(u32::from(other)).unwrap_or(char::REPLACEMENT_CHARACTER));
             }
         }
+    }
+    if !rest.is_empty() {
+        flush_high(&mut out, &mut pending_high);
+        out.push_str(rest);
     }
     flush_high(&mut out, &mut pending_high);
     Some(out)
@@ -458,6 +462,32 @@ mod tests {
             string(Some(&high_then_high)).as_deref(),
             Some("\u{fffd}\u{1f600}")
         );
+    }
+
+    proptest::proptest! {
+        /// Any text, each character written as itself (escaped as JSON requires) or as one or
+        /// two `\\uXXXX` escapes, reads back as that text.
+        #[test]
+        fn strings_read_back_however_they_were_escaped(
+            text in "\\PC*",
+            spelling in proptest::collection::vec(proptest::bool::ANY, 0..64),
+        ) {
+            let mut json = String::from("\"");
+            for (i, c) in text.chars().enumerate() {
+                if spelling.get(i).copied().unwrap_or(false) {
+                    let mut units = [0u16; 2];
+                    for unit in c.encode_utf16(&mut units) {
+                        json.push_str(&format!("\\u{unit:04x}"));
+                    }
+                } else {
+                    let quoted = serde_json::to_string(&c.to_string()).expect("serialises");
+                    json.push_str(&quoted[1..quoted.len() - 1]);
+                }
+            }
+            json.push('"');
+            let value = raw(&json);
+            proptest::prop_assert_eq!(string(Some(&value)), Some(text));
+        }
     }
 
     #[test]

@@ -1,6 +1,10 @@
 //! `hookbridge`: the command line. Parses arguments, initialises telemetry and calls into the
 //! library.
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

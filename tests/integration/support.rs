@@ -744,11 +744,6 @@ pub fn all_fixtures() -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// A free `127.0.0.1:port` for a gateway run as a process (whose port 0 a test cannot learn).
-pub fn free_addr() -> String {
-    format!("127.0.0.1:{}", free_port())
-}
-
 /// The `hookbridge` binary, without the `HOOKBRIDGE_*` and `OTEL_*` variables of whoever runs
 /// the tests: a command's result must not depend on the developer's or CI's environment.
 pub fn hookbridge() -> Command {
@@ -771,10 +766,12 @@ pub struct Serve {
 }
 
 impl Serve {
+    /// Starts `hookbridge serve` on port 0 and waits for its ready line, which names the
+    /// addresses it bound: a port picked free beforehand can be taken by another process (a
+    /// container's port mapping, another test's gateway) before the gateway binds it.
     pub async fn start(mut env: BTreeMap<String, String>) -> Serve {
-        let (http, admin) = (free_addr(), free_addr());
-        env.insert("HOOKBRIDGE_HTTP_ADDR".into(), http.clone());
-        env.insert("HOOKBRIDGE_ADMIN_ADDR".into(), admin.clone());
+        env.insert("HOOKBRIDGE_HTTP_ADDR".into(), "127.0.0.1:0".into());
+        env.insert("HOOKBRIDGE_ADMIN_ADDR".into(), "127.0.0.1:0".into());
         let log = tempfile::NamedTempFile::new().expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_hookbridge"))
             .arg("serve")
@@ -784,18 +781,26 @@ impl Serve {
             .stderr(log.reopen().expect("log handle"))
             .spawn()
             .expect("start hookbridge serve");
-        let serve = Serve {
+        let mut serve = Serve {
             child,
-            http,
-            admin,
+            http: String::new(),
+            admin: String::new(),
             log,
         };
-        let readyz = serve.readyz();
-        for _ in 0..120 {
-            if reqwest::get(&readyz).await.is_ok_and(|r| r.status() == 200) {
-                return serve;
+        for _ in 0..240 {
+            if let Some((http, admin)) = ready_addresses(&serve.logs()) {
+                (serve.http, serve.admin) = (http, admin);
+                if reqwest::get(&serve.readyz())
+                    .await
+                    .is_ok_and(|r| r.status() == 200)
+                {
+                    return serve;
+                }
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            if let Ok(Some(status)) = serve.child.try_wait() {
+                panic!("gateway exited with {status}:\n{}", serve.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
         }
         panic!("gateway never became ready:\n{}", serve.logs())
     }
@@ -830,6 +835,21 @@ impl Serve {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// The addresses in the gateway's "hookbridge ready" line, as JSON or text logs write them.
+fn ready_addresses(logs: &str) -> Option<(String, String)> {
+    let line = logs.lines().find(|l| l.contains("hookbridge ready"))?;
+    let field = |name: &str| {
+        let at = line.find(name)? + name.len();
+        let value: String = line[at..]
+            .trim_start_matches(['"', ':', '='])
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.' || *c == ':')
+            .collect();
+        (!value.is_empty()).then_some(value)
+    };
+    Some((field("http_addr")?, field("admin_addr")?))
 }
 
 impl Drop for Serve {
