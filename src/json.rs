@@ -49,11 +49,20 @@ impl<'a> Fields<'a, '_> {
 /// is skipped.
 pub fn document<'a, 'w>(text: &'a str, wanted: &'w [&'w str]) -> Result<Fields<'a, 'w>, Shape> {
     let text = text.strip_prefix(BOM).unwrap_or(text);
-    // One validating pass first (no allocation, no depth limit, lone surrogates allowed): the
-    // shallow reads below take keys as bytes, which serde_json does not check for control
-    // characters.
-    serde_json::from_str::<IgnoredAny>(text).map_err(|_| Shape::NotJson)?;
-    fields_of(text, wanted).map_err(|_| Shape::NotObject)
+    // One pass reads the object and validates it: serde_json checks every value it skips or
+    // keeps raw. Only the keys, taken as bytes, escape its control-character check; a key
+    // written without escapes is checked here, and a document with an escaped key (rare: its
+    // decoded bytes cannot tell `\u0001` from a raw control character) gets one validating
+    // pass of its own (no allocation, no depth limit, lone surrogates allowed).
+    let mut escaped_key = false;
+    let read = read_fields(text, wanted, Keys::Check(&mut escaped_key));
+    let valid = |text| serde_json::from_str::<IgnoredAny>(text).is_ok();
+    match read {
+        Ok(found) if !escaped_key || valid(text) => Ok(Fields { found, wanted }),
+        Ok(_) => Err(Shape::NotJson),
+        Err(_) if valid(text) => Err(Shape::NotObject),
+        Err(_) => Err(Shape::NotJson),
+    }
 }
 
 /// The object `raw`, keeping `wanted`; `None` when it is not an object.
@@ -68,32 +77,50 @@ fn fields_of<'a, 'w>(
     text: &'a str,
     wanted: &'w [&'w str],
 ) -> Result<Fields<'a, 'w>, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let found = FieldsVisitor { wanted }.deserialize(&mut de)?;
-    de.end()?;
+    let found = read_fields(text, wanted, Keys::Trusted)?;
     Ok(Fields { found, wanted })
 }
 
-struct FieldsVisitor<'w> {
-    wanted: &'w [&'w str],
+/// How keys are read: `Trusted` inside text a validating read already covered, `Check` for a
+/// whole document (raw control characters refused, escaped keys reported).
+enum Keys<'f> {
+    Trusted,
+    Check(&'f mut bool),
 }
 
-impl<'de> DeserializeSeed<'de> for FieldsVisitor<'_> {
+fn read_fields<'a>(
+    text: &'a str,
+    wanted: &[&str],
+    keys: Keys<'_>,
+) -> Result<Vec<(usize, &'a RawValue)>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let found = FieldsVisitor { wanted, keys }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(found)
+}
+
+struct FieldsVisitor<'w, 'f> {
+    wanted: &'w [&'w str],
+    keys: Keys<'f>,
+}
+
+impl<'de> DeserializeSeed<'de> for FieldsVisitor<'_, '_> {
     type Value = Vec<(usize, &'de RawValue)>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> Visitor<'de> for FieldsVisitor<'_> {
+impl<'de> Visitor<'de> for FieldsVisitor<'_, '_> {
     type Value = Vec<(usize, &'de RawValue)>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Self::Value, A::Error> {
         let mut found = Vec::new();
         while let Some(key) = map.next_key_seed(KeyIndex {
             wanted: self.wanted,
+            keys: &mut self.keys,
         })? {
             match key {
                 // Replaced in place, so a key repeated a million times costs one slot.
@@ -115,23 +142,35 @@ impl<'de> Visitor<'de> for FieldsVisitor<'_> {
 
 /// A key, matched against the wanted list. Read as bytes: serde_json then accepts lone
 /// surrogate escapes in keys, which can never match a wanted key anyway.
-struct KeyIndex<'w> {
+struct KeyIndex<'w, 'k, 'f> {
     wanted: &'w [&'w str],
+    keys: &'k mut Keys<'f>,
 }
 
-impl<'de> DeserializeSeed<'de> for KeyIndex<'_> {
+impl<'de> DeserializeSeed<'de> for KeyIndex<'_, '_, '_> {
     type Value = Option<usize>;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_bytes(self)
     }
 }
 
-impl<'de> Visitor<'de> for KeyIndex<'_> {
+impl<'de> Visitor<'de> for KeyIndex<'_, '_, '_> {
     type Value = Option<usize>;
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object key")
     }
+    /// The key as written (it had no escapes).
+    fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+        if matches!(self.keys, Keys::Check(_)) && v.iter().any(|b| *b < 0x20) {
+            return Err(E::custom("control character in an object key"));
+        }
+        Ok(self.wanted.iter().position(|w| w.as_bytes() == v))
+    }
+    /// The key with its escapes decoded.
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+        if let Keys::Check(escaped) = self.keys {
+            **escaped = true;
+        }
         Ok(self.wanted.iter().position(|w| w.as_bytes() == v))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
@@ -524,10 +563,28 @@ mod tests {
 
     #[test]
     fn control_characters_in_keys_are_not_json() {
-        assert_eq!(
-            document("{\"category\":\"c\",\"k\u{1}\":1}", WANTED).err(),
-            Some(Shape::NotJson)
-        );
+        // Raw control characters: in a top-level key, beside an escape in the same key, and in
+        // keys inside kept and skipped values.
+        for text in [
+            "{\"category\":\"c\",\"k\u{1}\":1}",
+            "{\"category\":\"c\",\"k\\n\u{1}\":1}",
+            "{\"a\":{\"k\u{1f}\":1}}",
+            "{\"skipped\":{\"k\u{1f}\":1}}",
+            "{\"a\":1,\"a\u{0}\":2}",
+        ] {
+            assert_eq!(
+                document(text, WANTED).err(),
+                Some(Shape::NotJson),
+                "{text:?}"
+            );
+        }
+        // Escaped, they are JSON like any other key.
+        let f = document(r#"{"a":1,"k\u0001":2,"\u0061b":3}"#, WANTED).expect("object");
+        assert_eq!(int(f.get("a")), Some(1));
+        // And what is JSON but not an object stays told apart from what is not JSON.
+        assert_eq!(document("[1]", WANTED).err(), Some(Shape::NotObject));
+        assert_eq!(document("{} x", WANTED).err(), Some(Shape::NotJson));
+        assert_eq!(document("{\"a\":1,}", WANTED).err(), Some(Shape::NotJson));
     }
 
     #[test]
