@@ -356,7 +356,8 @@ pub fn string(raw: Option<&RawValue>) -> Option<String> {
             flush_high(&mut out, &mut pending_high);
             out.push_str(&rest[..at]);
         }
-        let escape = rest.as_bytes().get(at + 1).copied()?;
+        // serde_json validated the escapes: an ASCII letter or mark follows every backslash.
+        let escape = rest.as_bytes().get(at + 1).copied().filter(u8::is_ascii)?;
         if escape != b'u' {
             flush_high(&mut out, &mut pending_high);
             out.push(match escape {

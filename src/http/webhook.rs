@@ -49,6 +49,8 @@ pub struct WebhookState {
     budget: ByteBudget,
     edge: EdgeLimits,
     per_client: Option<PerClient>,
+    /// The in-flight gauge, looked up once: every request moves it twice.
+    in_flight_gauge: metrics::Gauge,
 }
 
 impl WebhookState {
@@ -77,7 +79,10 @@ impl WebhookState {
             .filter(|s| count.get(s.provider()) == Some(&1))
             .map(|s| (s.provider(), s.clone()))
             .collect();
+        // The recorder first, so the handle below is the real gauge, not a no-op.
+        telemetry::prometheus();
         Ok(WebhookState {
+            in_flight_gauge: metrics::gauge!(telemetry::IN_FLIGHT),
             sources: by_id,
             single,
             publisher,
@@ -258,18 +263,18 @@ struct Request<'a> {
 }
 
 /// Decrements the in-flight gauge when a request ends, however it ends.
-struct InFlight;
+struct InFlight<'a>(&'a metrics::Gauge);
 
-impl InFlight {
-    fn start() -> Self {
-        metrics::gauge!(telemetry::IN_FLIGHT).increment(1.0);
-        InFlight
+impl<'a> InFlight<'a> {
+    fn start(gauge: &'a metrics::Gauge) -> Self {
+        gauge.increment(1.0);
+        InFlight(gauge)
     }
 }
 
-impl Drop for InFlight {
+impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        metrics::gauge!(telemetry::IN_FLIGHT).decrement(1.0);
+        self.0.decrement(1.0);
     }
 }
 
@@ -291,7 +296,7 @@ async fn process(
         tracing::warn!("in-flight limit reached, shedding request");
         ApiError::Unavailable("in-flight limit reached")
     })?;
-    let _gauge = InFlight::start();
+    let _gauge = InFlight::start(&state.in_flight_gauge);
     let _client_slot = match &state.per_client {
         Some(per_client) => Some(per_client.enter(client).ok_or_else(|| {
             tracing::warn!("per-client request limit reached, shedding request");
