@@ -13,8 +13,9 @@ cd "$(dirname "$0")/.."
 a="$1"; b="$2"; rounds="${3:-3}"; concurrency="${4:-256}"; seconds="${5:-15}"; body="${6:-small}"
 
 run() { # binary, extra env
-  local bin="$1" extra="$2"
-  env $extra HOOKBRIDGE_BIN="$bin" PROFILE_PERF=0 bash bench/profile.sh "$concurrency" "$seconds" "$body" | tail -n 1
+  local bin="$1" extra=()
+  read -r -a extra <<<"$2"
+  env "${extra[@]}" HOOKBRIDGE_BIN="$bin" PROFILE_PERF=0 bash bench/profile.sh "$concurrency" "$seconds" "$body" | tail -n 1
 }
 
 results=()
