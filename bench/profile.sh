@@ -50,7 +50,15 @@ HOOKBRIDGE_TOPIC_PREFIX="$prefix" \
 HOOKBRIDGE_LOG_LEVEL="${HOOKBRIDGE_LOG_LEVEL:-warn}" \
   "$gateway_bin" serve >"$out/hookbridge.log" 2>&1 &
 gateway=$!
-trap 'kill -TERM $gateway 2>/dev/null || true; wait $gateway 2>/dev/null || true' EXIT
+# The run's topics go when it ends (best effort): thousands of leftover partitions slow every
+# later restart of the local broker.
+cleanup() {
+  kill -TERM "$gateway" 2>/dev/null || true
+  wait "$gateway" 2>/dev/null || true
+  bash scripts/stack.sh kafka-tool org.apache.kafka.tools.TopicCommand --bootstrap-server "$kafka" \
+    --delete --topic "${prefix//./\\.}.*" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
 
 for _ in $(seq 1 240); do
   curl -fsS "http://127.0.0.1:$admin_port/readyz" >/dev/null 2>&1 && break
