@@ -24,9 +24,9 @@ target="${CARGO_TARGET_DIR:-target}/release"
 out="bench/out/profile-$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$out"
 
-[[ "${PROFILE_PERF:-1}" == 0 ]] || command -v perf >/dev/null || { echo "profile: perf is missing (apt-get install linux-perf)" >&2; exit 2; }
 gateway_bin="${HOOKBRIDGE_BIN:-$target/hookbridge}"
 perf_on="${PROFILE_PERF:-1}"
+[[ "$perf_on" == 0 ]] || command -v perf >/dev/null || { echo "profile: perf is missing (apt-get install linux-perf)" >&2; exit 2; }
 for bin in "$gateway_bin" "$target/examples/bench-load"; do
   [[ -x "$bin" ]] || { echo "profile: $bin is missing (make profile builds it)" >&2; exit 2; }
 done

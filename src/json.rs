@@ -506,7 +506,7 @@ mod tests {
 
     proptest::proptest! {
         /// Any text, each character written as itself (escaped as JSON requires) or as one or
-        /// two `\\uXXXX` escapes, reads back as that text.
+        /// two `\\u` escapes of four hex digits, reads back as that text.
         #[test]
         fn strings_read_back_however_they_were_escaped(
             text in "\\PC*",
