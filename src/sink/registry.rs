@@ -55,6 +55,7 @@ pub struct RegistryClient {
     http: reqwest::Client,
     auth: Option<(String, String)>,
     bearer_token_file: Option<std::path::PathBuf>,
+    presents_certificate: bool,
 }
 
 #[derive(Deserialize)]
@@ -113,6 +114,7 @@ impl RegistryClient {
                 .clone()
                 .zip(config.password.as_ref().map(|p| p.expose().to_owned())),
             bearer_token_file: config.bearer_token_file.clone(),
+            presents_certificate: config.tls.client_identity_pem.is_some(),
         })
     }
 
@@ -149,9 +151,33 @@ impl RegistryClient {
             .await
             .map_err(|e| RegistryError::Unreachable {
                 url: self.base.clone(),
-                detail: causes(&e),
+                detail: self.explain(causes(&e)),
             })
             .inspect(|r| tracing::debug!(what, status = %r.status(), "schema registry answered"))
+    }
+
+    /// Under TLS 1.3 a registry refuses a client certificate only after the client has finished
+    /// its handshake: the client may then see the refusal as a plain close, before or while
+    /// sending, rather than as the server's alert. Say what such a close usually means.
+    fn explain(&self, detail: String) -> String {
+        const CLOSED: [&str; 4] = [
+            "connection was not ready",
+            "connection closed",
+            "connection reset",
+            "broken pipe",
+        ];
+        if !self.base.starts_with("https:") || !CLOSED.iter().any(|c| detail.contains(c)) {
+            return detail;
+        }
+        let why = if self.presents_certificate {
+            "it does not accept the client certificate in schema_registry_client_cert_file"
+        } else {
+            "it requires a client certificate (schema_registry_client_cert_file) and none is set"
+        };
+        format!(
+            "{detail} (the registry closed the TLS connection before answering; a registry does \
+             this when {why})"
+        )
     }
 
     async fn fail(what: &str, response: reqwest::Response) -> RegistryError {
@@ -269,4 +295,43 @@ fn encode(subject: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(url: &str) -> RegistryClient {
+        RegistryClient::new(&RegistryConfig {
+            url: url.into(),
+            username: None,
+            password: None,
+            password_file: None,
+            bearer_token_file: None,
+            tls: Default::default(),
+            auto_register: true,
+        })
+        .expect("client")
+    }
+
+    #[test]
+    fn a_close_after_a_tls_handshake_is_explained_and_nothing_else_is() {
+        let https = client("https://registry.example:8081");
+        let closed = https.explain("client error (Canceled): connection was not ready".into());
+        assert!(closed.contains("requires a client certificate"), "{closed}");
+        let refused = "client error (Connect): connection refused".to_owned();
+        assert_eq!(https.explain(refused.clone()), refused);
+        let plain = client("http://registry.example:8081");
+        let closed = "connection closed before message completed".to_owned();
+        assert_eq!(plain.explain(closed.clone()), closed);
+    }
+
+    #[test]
+    fn subjects_are_escaped_only_where_a_path_needs_it() {
+        assert_eq!(
+            encode("sendbird.group_channel-value"),
+            "sendbird.group_channel-value"
+        );
+        assert_eq!(encode("a/b c"), "a%2Fb%20c");
+    }
 }
