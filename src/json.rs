@@ -11,6 +11,7 @@
 
 use std::fmt;
 
+use serde::Deserialize;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -255,7 +256,7 @@ impl<'de> Visitor<'de> for EntriesVisitor {
         loop {
             if total >= self.cap {
                 // Past the cap the entries are only counted: no key is decoded or compared.
-                if map.next_key::<IgnoredAny>()?.is_none() {
+                if map.next_key_seed(SkipKey(None))?.is_none() {
                     break;
                 }
                 map.next_value::<IgnoredAny>()?;
@@ -325,6 +326,463 @@ fn lossy_wtf8(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// What a [`tree`] read keeps of the value under a wanted key.
+#[derive(Debug, Clone, Copy)]
+pub enum Want {
+    /// The value's JSON text, whatever it is.
+    Raw,
+    /// An object, read further by its own wanted keys.
+    Object(&'static Spec),
+    /// An array, its items each read as the inner want.
+    Array(&'static Want),
+    /// An object's entries, keys decoded and values raw (metadata maps).
+    Entries,
+    /// An object read as `Object`, or an array of them.
+    OneOrMany(&'static Spec),
+}
+
+/// The wanted keys of an object, and how each value is read.
+pub type Spec = [(&'static str, Want)];
+
+/// What a [`tree`] read kept of one value.
+#[derive(Debug, Clone)]
+pub enum Node<'a> {
+    Raw(&'a RawValue),
+    Object(Object<'a>),
+    /// An array's items, at most the cap.
+    Array(Vec<Node<'a>>),
+    /// An object's entries in order of first appearance, a repeated key keeping its last value.
+    Entries(Vec<(String, &'a RawValue)>),
+    /// An array or entries longer than the cap, or beyond the document's item budget: left out.
+    Truncated,
+    /// A value of another kind than wanted.
+    Other,
+}
+
+impl<'a> Node<'a> {
+    pub fn raw(&self) -> Option<&'a RawValue> {
+        match self {
+            Node::Raw(raw) => Some(raw),
+            _ => None,
+        }
+    }
+
+    pub fn object(&self) -> Option<&Object<'a>> {
+        match self {
+            Node::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// Follows `path` (keys, decimal indexes) to a raw value; inside a raw value, as [`path`].
+    pub fn path(&self, path: &[&str]) -> Option<&'a RawValue> {
+        let Some((first, rest)) = path.split_first() else {
+            return self.raw();
+        };
+        match self {
+            Node::Raw(raw) => self::path(raw, path),
+            Node::Object(o) => o.get(first)?.path(rest),
+            Node::Array(items) => items.get(first.parse::<usize>().ok()?)?.path(rest),
+            _ => None,
+        }
+    }
+}
+
+/// The wanted keys of one object, as a [`tree`] read them. A key given twice keeps its last
+/// value.
+#[derive(Debug, Clone)]
+pub struct Object<'a> {
+    found: Vec<(usize, Node<'a>)>,
+    spec: &'static Spec,
+}
+
+impl<'a> Object<'a> {
+    pub fn get(&self, key: &str) -> Option<&Node<'a>> {
+        let index = self.spec.iter().position(|(k, _)| *k == key)?;
+        self.found.iter().find(|(i, _)| *i == index).map(|(_, n)| n)
+    }
+
+    /// The raw value of `key`, when it was wanted raw.
+    pub fn raw(&self, key: &str) -> Option<&'a RawValue> {
+        self.get(key)?.raw()
+    }
+}
+
+/// Reads a whole document that must be an object in one pass, following `spec` into nested
+/// objects and arrays: every byte is scanned once, and only what `spec` names is kept. Arrays
+/// and entries keep at most `cap` items each (more: [`Node::Truncated`]), and all of them
+/// together at most `budget` items, counted in document order, so a document of any shape
+/// costs memory in proportion to what it keeps. Leaves stay raw, to be read by [`string`],
+/// [`int`], [`bool`] and [`text`] as leniently as everywhere else.
+///
+/// A value under a nested key is read by kind as it comes; the few texts serde_json refuses to
+/// read that way (a lone surrogate or a number beyond f64 where an object was wanted) are read
+/// again with each such value first taken raw, which never fails on JSON.
+pub fn tree<'a>(
+    text: &'a str,
+    spec: &'static Spec,
+    cap: usize,
+    budget: usize,
+) -> Result<Object<'a>, Shape> {
+    let text = text.strip_prefix(BOM).unwrap_or(text);
+    let read = |raw_first: bool| {
+        let mut ctx = Ctx {
+            cap,
+            budget,
+            raw_first,
+            escaped_key: false,
+        };
+        let mut de = serde_json::Deserializer::from_str(text);
+        let object = de.deserialize_map(ObjectVisitor {
+            spec,
+            ctx: &mut ctx,
+        })?;
+        de.end()?;
+        Ok::<_, serde_json::Error>((object, ctx.escaped_key))
+    };
+    // As in `document`: an escaped key is checked by a validating pass of its own.
+    let valid = |text| serde_json::from_str::<IgnoredAny>(text).is_ok();
+    match read(false).or_else(|_| read(true)) {
+        Ok((object, escaped_key)) if !escaped_key || valid(text) => Ok(object),
+        Ok(_) => Err(Shape::NotJson),
+        Err(_) if valid(text) => Err(Shape::NotObject),
+        Err(_) => Err(Shape::NotJson),
+    }
+}
+
+/// One [`tree`] read's state: the caps, and what is left of the item budget.
+struct Ctx {
+    cap: usize,
+    budget: usize,
+    /// Take each nested value raw before reading it (the second try).
+    raw_first: bool,
+    escaped_key: bool,
+}
+
+/// A key's index in `spec`, control characters refused (serde_json does not check keys read as
+/// bytes) and escapes noted.
+struct SpecKey<'s> {
+    spec: &'static Spec,
+    escaped: &'s mut bool,
+}
+
+impl<'de> DeserializeSeed<'de> for SpecKey<'_> {
+    type Value = Option<usize>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_bytes(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SpecKey<'_> {
+    type Value = Option<usize>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+        if v.iter().any(|b| *b < 0x20) {
+            return Err(E::custom("control character in an object key"));
+        }
+        Ok(self.spec.iter().position(|(k, _)| k.as_bytes() == v))
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+        *self.escaped = true;
+        Ok(self.spec.iter().position(|(k, _)| k.as_bytes() == v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        self.visit_bytes(v.as_bytes())
+    }
+}
+
+struct ObjectVisitor<'c> {
+    spec: &'static Spec,
+    ctx: &'c mut Ctx,
+}
+
+impl<'de> Visitor<'de> for ObjectVisitor<'_> {
+    type Value = Object<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found: Vec<(usize, Node<'de>)> = Vec::new();
+        while let Some(key) = map.next_key_seed(SpecKey {
+            spec: self.spec,
+            escaped: &mut self.ctx.escaped_key,
+        })? {
+            let Some(i) = key else {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            };
+            let node = map.next_value_seed(ValueSeed {
+                want: self.spec[i].1,
+                ctx: self.ctx,
+            })?;
+            // Replaced in place, so a key repeated a million times costs one slot; the items
+            // the replaced value held go back to the budget.
+            match found.iter_mut().find(|(k, _)| *k == i) {
+                Some(slot) => {
+                    self.ctx.budget += items(&slot.1);
+                    slot.1 = node;
+                }
+                None => found.push((i, node)),
+            }
+        }
+        Ok(Object {
+            found,
+            spec: self.spec,
+        })
+    }
+}
+
+/// Items a node took from the budget, all the way down.
+fn items(node: &Node<'_>) -> usize {
+    match node {
+        Node::Object(o) => o.found.iter().map(|(_, n)| items(n)).sum(),
+        Node::Array(v) => v.len() + v.iter().map(items).sum::<usize>(),
+        Node::Entries(v) => v.len(),
+        _ => 0,
+    }
+}
+
+struct ValueSeed<'c> {
+    want: Want,
+    ctx: &'c mut Ctx,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_> {
+    type Value = Node<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        if matches!(self.want, Want::Raw) {
+            return <&'de RawValue>::deserialize(d).map(Node::Raw);
+        }
+        if !self.ctx.raw_first {
+            return d.deserialize_any(self);
+        }
+        let raw = <&'de RawValue>::deserialize(d)?;
+        if !raw.get().starts_with(['{', '[']) {
+            return Ok(Node::Other);
+        }
+        // The text is JSON (it was just taken raw): what serde_json cannot read by kind is not
+        // the kind wanted, as for `object`, `array` and `entries`.
+        let budget = self.ctx.budget;
+        let ctx = self.ctx;
+        let mut inner = serde_json::Deserializer::from_str(raw.get());
+        Ok(inner
+            .deserialize_any(ValueSeed {
+                want: self.want,
+                ctx: &mut *ctx,
+            })
+            .unwrap_or_else(|_| {
+                ctx.budget = budget;
+                Node::Other
+            }))
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_> {
+    type Value = Node<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        match self.want {
+            Want::Object(spec) | Want::OneOrMany(spec) => ObjectVisitor {
+                spec,
+                ctx: self.ctx,
+            }
+            .visit_map(map)
+            .map(Node::Object),
+            Want::Entries => read_entries(map, self.ctx),
+            Want::Raw | Want::Array(_) => {
+                while map
+                    .next_key_seed(SkipKey(Some(&mut self.ctx.escaped_key)))?
+                    .is_some()
+                {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                Ok(Node::Other)
+            }
+        }
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let item = match self.want {
+            Want::Array(item) => *item,
+            Want::OneOrMany(spec) => Want::Object(spec),
+            Want::Raw | Want::Object(_) | Want::Entries => {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                return Ok(Node::Other);
+            }
+        };
+        let ctx = self.ctx;
+        let mut kept = Vec::new();
+        let mut left_out = false;
+        loop {
+            if left_out || kept.len() >= ctx.cap || ctx.budget == 0 {
+                if seq.next_element::<IgnoredAny>()?.is_none() {
+                    break;
+                }
+                left_out = true;
+                continue;
+            }
+            ctx.budget -= 1;
+            match seq.next_element_seed(ValueSeed {
+                want: item,
+                ctx: &mut *ctx,
+            })? {
+                Some(node) => kept.push(node),
+                None => {
+                    ctx.budget += 1;
+                    break;
+                }
+            }
+        }
+        if left_out {
+            ctx.budget += kept.len() + kept.iter().map(items).sum::<usize>();
+            return Ok(Node::Truncated);
+        }
+        Ok(Node::Array(kept))
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Node::Other)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Node::Other)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Node::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Node::Other)
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Node::Other)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Node::Other)
+    }
+}
+
+/// An object's entries within the cap (keys counted with repeats, as [`entries`] does) and
+/// the budget, else [`Node::Truncated`].
+fn read_entries<'de, A: MapAccess<'de>>(mut map: A, ctx: &mut Ctx) -> Result<Node<'de>, A::Error> {
+    let mut out: Vec<(String, &'de RawValue)> = Vec::new();
+    // Beyond a few entries, repeated keys are found through an index rather than a scan.
+    let mut index: Option<std::collections::HashMap<String, usize>> = None;
+    let mut left_out = false;
+    // Keys read, repeats counted: the cap bounds the keys decoded as well as those kept.
+    let mut read = 0;
+    loop {
+        if left_out || read >= ctx.cap || ctx.budget == 0 {
+            // Past the cap the entries are only skipped: no key is decoded or compared.
+            if map
+                .next_key_seed(SkipKey(Some(&mut ctx.escaped_key)))?
+                .is_none()
+            {
+                break;
+            }
+            map.next_value::<IgnoredAny>()?;
+            left_out = true;
+            continue;
+        }
+        let Some(key) = map.next_key_seed(CheckedKeyText(&mut ctx.escaped_key))? else {
+            break;
+        };
+        read += 1;
+        let value = map.next_value::<&'de RawValue>()?;
+        let at = match &index {
+            Some(index) => index.get(&key).copied(),
+            None => out.iter().position(|(k, _)| *k == key),
+        };
+        match at {
+            Some(at) => out[at].1 = value,
+            None => {
+                ctx.budget -= 1;
+                if let Some(index) = &mut index {
+                    index.insert(key.clone(), out.len());
+                } else if out.len() >= 16 {
+                    let mut built: std::collections::HashMap<String, usize> = out
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (k, _))| (k.clone(), i))
+                        .collect();
+                    built.insert(key.clone(), out.len());
+                    index = Some(built);
+                }
+                out.push((key, value));
+            }
+        }
+    }
+    if left_out {
+        ctx.budget += out.len();
+        return Ok(Node::Truncated);
+    }
+    Ok(Node::Entries(out))
+}
+
+/// A key skipped unread, as bytes (serde_json refuses a lone surrogate in a key read any other
+/// way). With a flag, as in [`SpecKey`]: control characters refused and escapes noted.
+struct SkipKey<'e>(Option<&'e mut bool>);
+
+impl<'de> DeserializeSeed<'de> for SkipKey<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_bytes(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SkipKey<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<(), E> {
+        if self.0.is_some() && v.iter().any(|b| *b < 0x20) {
+            return Err(E::custom("control character in an object key"));
+        }
+        Ok(())
+    }
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<(), E> {
+        if let Some(escaped) = self.0 {
+            *escaped = true;
+        }
+        Ok(())
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.visit_bytes(v.as_bytes())
+    }
+}
+
+/// A key as text (lone surrogates as U+FFFD), control characters refused, escapes noted.
+struct CheckedKeyText<'e>(&'e mut bool);
+
+impl<'de> DeserializeSeed<'de> for CheckedKeyText<'_> {
+    type Value = String;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_bytes(self)
+    }
+}
+
+impl<'de> Visitor<'de> for CheckedKeyText<'_> {
+    type Value = String;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<String, E> {
+        if v.iter().any(|b| *b < 0x20) {
+            return Err(E::custom("control character in an object key"));
+        }
+        Ok(lossy_wtf8(v))
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<String, E> {
+        *self.0 = true;
+        Ok(lossy_wtf8(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        *self.0 = true;
+        Ok(v.to_owned())
+    }
 }
 
 /// Follows `path` through objects (keys) and arrays (decimal indexes).
@@ -606,6 +1064,223 @@ mod tests {
             ("null", None),
         ] {
             assert_eq!(bool(Some(&raw(text))), want, "{text}");
+        }
+    }
+
+    mod tree {
+        use super::super::*;
+        use Want::*;
+        use proptest::prelude::*;
+
+        const INNER: &Spec = &[("a", Raw), ("m", Entries), ("l", Array(&Raw))];
+        const SPEC: &Spec = &[
+            ("a", Raw),
+            ("o", Object(INNER)),
+            ("l", Array(&Object(INNER))),
+            ("m", Entries),
+            ("x", OneOrMany(INNER)),
+        ];
+
+        /// The same reading done the multi-pass way: each value taken raw, then read again by
+        /// the functions above. The one-pass read must keep exactly this.
+        fn reference<'a>(raw: &'a RawValue, want: Want, cap: usize) -> Node<'a> {
+            let objects = |spec: &'static Spec| {
+                let keys: Vec<&str> = spec.iter().map(|(k, _)| *k).collect();
+                object(raw, &keys).map(|f| {
+                    Node::Object(super::super::Object {
+                        found: f
+                            .found
+                            .iter()
+                            .map(|(i, v)| (*i, reference(v, spec[*i].1, cap)))
+                            .collect(),
+                        spec,
+                    })
+                })
+            };
+            let list = |item: Want| {
+                array(raw, cap).map(|items| {
+                    if items.truncated() {
+                        return Node::Truncated;
+                    }
+                    Node::Array(
+                        items
+                            .items
+                            .iter()
+                            .map(|v| reference(v, item, cap))
+                            .collect(),
+                    )
+                })
+            };
+            match want {
+                Raw => Some(Node::Raw(raw)),
+                Object(spec) => objects(spec),
+                Array(item) => list(*item),
+                Entries => entries(raw, cap).map(|(kept, truncated)| {
+                    if truncated {
+                        Node::Truncated
+                    } else {
+                        Node::Entries(kept)
+                    }
+                }),
+                OneOrMany(spec) => objects(spec).or_else(|| list(Object(spec))),
+            }
+            .unwrap_or(Node::Other)
+        }
+
+        fn reference_document(text: &str, cap: usize) -> Result<String, Shape> {
+            let keys: Vec<&str> = SPEC.iter().map(|(k, _)| *k).collect();
+            let f = document(text, &keys)?;
+            let top = super::super::Object {
+                found: f
+                    .found
+                    .iter()
+                    .map(|(i, v)| (*i, reference(v, SPEC[*i].1, cap)))
+                    .collect(),
+                spec: SPEC,
+            };
+            Ok(format!("{top:?}"))
+        }
+
+        /// JSON text built to reach the corners: wanted and unwanted keys, repeats, escapes
+        /// (lone surrogates too), numbers beyond f64, and every kind of value under every key.
+        fn json_text() -> impl Strategy<Value = String> {
+            let leaf = prop_oneof![
+                Just("null".to_owned()),
+                Just("true".to_owned()),
+                Just("0".to_owned()),
+                Just("-12.5e3".to_owned()),
+                Just("1e400".to_owned()),
+                Just(r#""\ud800""#.to_owned()),
+                Just(r#""caf\u00e9 \"x\"""#.to_owned()),
+                "[a-z ]{0,8}".prop_map(|s| format!("\"{s}\"")),
+            ];
+            leaf.prop_recursive(4, 48, 6, |inner| {
+                let key = prop_oneof![
+                    Just("a"),
+                    Just("o"),
+                    Just("l"),
+                    Just("m"),
+                    Just("x"),
+                    Just("\\u0061"),
+                    Just("zz"),
+                    Just("\\ud800"),
+                ];
+                prop_oneof![
+                    proptest::collection::vec(inner.clone(), 0..6)
+                        .prop_map(|items| format!("[{}]", items.join(","))),
+                    proptest::collection::vec((key, inner), 0..6).prop_map(|entries| {
+                        let body: Vec<String> = entries
+                            .iter()
+                            .map(|(k, v)| format!("\"{k}\":{v}"))
+                            .collect();
+                        format!("{{{}}}", body.join(","))
+                    }),
+                ]
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn one_pass_keeps_what_the_multi_pass_reading_keeps(
+                text in json_text(),
+                cap in 0usize..5,
+            ) {
+                let one_pass = tree(&text, SPEC, cap, usize::MAX).map(|o| format!("{o:?}"));
+                prop_assert_eq!(one_pass, reference_document(&text, cap), "{}", text);
+            }
+        }
+
+        #[test]
+        fn nested_values_are_read_in_the_same_pass() {
+            let text = r#"{"o":{"a":1,"m":{"k":"v","k":"w"},"skip":[1]},"l":[{"a":2},3],"a":"s"}"#;
+            let top = tree(text, SPEC, 10, 100).expect("object");
+            let o = top.get("o").and_then(Node::object).expect("object");
+            assert_eq!(o.raw("a").map(RawValue::get), Some("1"));
+            let Some(Node::Entries(m)) = o.get("m") else {
+                panic!("entries: {o:?}");
+            };
+            assert_eq!((m.len(), m[0].1.get()), (1, r#""w""#));
+            let Some(Node::Array(l)) = top.get("l") else {
+                panic!("array");
+            };
+            assert!(matches!(l[1], Node::Other));
+            assert_eq!(
+                top.get("l")
+                    .and_then(|n| n.path(&["0", "a"]))
+                    .map(RawValue::get),
+                Some("2")
+            );
+        }
+
+        #[test]
+        fn values_serde_json_cannot_read_by_kind_are_read_raw_first() {
+            // A lone surrogate and a number beyond f64 where an object was wanted.
+            let text = r#"{"o":"\ud800","x":1e400,"a":7}"#;
+            let top = tree(text, SPEC, 10, 100).expect("object");
+            assert!(matches!(top.get("o"), Some(Node::Other)));
+            assert!(matches!(top.get("x"), Some(Node::Other)));
+            assert_eq!(int(top.raw("a")), Some(7));
+        }
+
+        #[test]
+        fn the_budget_is_shared_in_document_order_and_refunded_when_a_list_is_left_out() {
+            // Budget 5: "l" keeps 2 items (2 + their entries 2 = 4), then "m" needs 2: left out.
+            let text = r#"{"l":[{"m":{"p":1}},{"m":{"q":1}}],"m":{"r":1,"s":2}}"#;
+            let top = tree(text, SPEC, 10, 5).expect("object");
+            assert!(matches!(top.get("l"), Some(Node::Array(_))));
+            assert!(matches!(top.get("m"), Some(Node::Truncated)));
+            // Cap 1: "l" (2 items) is left out, its items go back, and "m" fits again.
+            let top = tree(text, SPEC, 1, 5).expect("object");
+            assert!(matches!(top.get("l"), Some(Node::Truncated)));
+            assert!(matches!(top.get("m"), Some(Node::Truncated)));
+            let text = r#"{"l":[{"a":1},{"a":2}],"m":{"r":1}}"#;
+            let top = tree(text, SPEC, 1, 2).expect("object");
+            assert!(matches!(top.get("l"), Some(Node::Truncated)));
+            assert!(matches!(top.get("m"), Some(Node::Entries(_))));
+            // A repeated key gives back what its earlier value took.
+            let text = r#"{"m":{"a":1,"b":2},"m":{"c":3},"x":[{"a":1}]}"#;
+            let top = tree(text, SPEC, 10, 3).expect("object");
+            assert!(matches!(top.get("x"), Some(Node::Array(_))));
+        }
+
+        #[test]
+        fn nesting_far_beyond_serde_jsons_limit_is_skipped_under_any_key() {
+            let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
+            let object = format!(r#"{{"o":{{"a":{deep},"m":{deep}}},"a":{deep}}}"#);
+            let body =
+                format!(r#"{{"l":{deep},"x":{deep},"m":{{"k":{deep}}},"o":{object},"zz":{deep}}}"#);
+            let top = tree(&body, SPEC, 10, 100).expect("object");
+            assert!(matches!(top.get("l"), Some(Node::Array(_))));
+            assert!(matches!(top.get("m"), Some(Node::Entries(_))));
+            assert!(
+                top.get("o")
+                    .and_then(|o| o.path(&["a", "0", "0"]))
+                    .is_some()
+            );
+        }
+
+        #[test]
+        fn shapes_and_control_characters_are_told_apart() {
+            assert_eq!(tree("[1]", SPEC, 1, 1).err(), Some(Shape::NotObject));
+            assert_eq!(tree("{\"a\":", SPEC, 1, 1).err(), Some(Shape::NotJson));
+            assert_eq!(tree("{} x", SPEC, 1, 1).err(), Some(Shape::NotJson));
+            for text in [
+                "{\"o\":{\"k\u{1}\":1}}",
+                "{\"m\":{\"k\u{1}\":1}}",
+                "{\"l\":[{\"k\u{1f}\":1}]}",
+                "{\"zz\":{\"k\u{1f}\":1}}",
+            ] {
+                assert_eq!(
+                    tree(text, SPEC, 9, 99).err(),
+                    Some(Shape::NotJson),
+                    "{text:?}"
+                );
+            }
+            let top = tree("\u{feff}{\"o\":{\"\\u0061\":1}}", SPEC, 9, 99).expect("object");
+            assert_eq!(
+                top.get("o").and_then(|o| o.path(&["a"])).map(RawValue::get),
+                Some("1")
+            );
         }
     }
 }

@@ -9,10 +9,8 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::value::RawValue;
-
 use super::catalogue;
-use crate::json::{self, Fields};
+use crate::json::{self, Node, Spec, Want::*};
 
 /// Why an authentic body cannot be turned into an event; sent as the dead letter's reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -139,94 +137,105 @@ const AFFECTED_FIELDS: &[&str] = &[
     "offending_user",
 ];
 
+const CHANNEL: &Spec = &[
+    ("channel_url", Raw),
+    ("name", Raw),
+    ("custom_type", Raw),
+    ("data", Raw),
+    ("is_distinct", Raw),
+    ("is_public", Raw),
+    ("is_super", Raw),
+    ("is_ephemeral", Raw),
+    ("is_discoverable", Raw),
+];
+const USER: &Spec = &[
+    ("user_id", Raw),
+    ("nickname", Raw),
+    ("profile_url", Raw),
+    ("metadata", Entries),
+];
+const MEMBER: &Spec = &[
+    ("user_id", Raw),
+    ("nickname", Raw),
+    ("profile_url", Raw),
+    ("is_online", Raw),
+    ("is_hidden", Raw),
+    ("state", Raw),
+    ("push_enabled", Raw),
+    ("push_trigger_option", Raw),
+    ("unread_message_count", Raw),
+    ("metadata", Entries),
+];
+/// The message's own fields, and the timestamps the catalogue reads inside it.
+const PAYLOAD: &Spec = &[
+    ("message_id", Raw),
+    ("message", Raw),
+    ("custom_type", Raw),
+    ("data", Raw),
+    ("created_at", Raw),
+    ("updated_at", Raw),
+    ("deleted_at", Raw),
+    ("url", Raw),
+    ("filename", Raw),
+    ("content_type", Raw),
+    ("content_size", Raw),
+];
+/// The fields Sendbird puts beside a message's payload (the event itself, or the reported
+/// message of `message:report`).
+const REPORTED: &Spec = &[
+    ("channel", Object(CHANNEL)),
+    ("payload", Object(PAYLOAD)),
+    ("mentioned_users", Array(&Raw)),
+    ("type", Raw),
+    ("custom_type", Raw),
+    ("mention_type", Raw),
+    ("silent", Raw),
+    ("sdk", Raw),
+];
+
 /// Every top-level key the view reads: identity, the entities, and each category's timestamp
-/// (the first segment of every path in [`catalogue::KNOWN`] and [`catalogue::GUESSES`]).
-const TOP_LEVEL: &[&str] = &[
-    "category",
-    "app_id",
-    "channel",
-    "reported_message",
-    "payload",
-    "sender",
-    "blocker",
-    "unblocker",
-    "user",
-    "inviter",
-    "reporting_user",
-    "members",
-    "users",
-    "invitees",
-    "blockee",
-    "unblockee",
-    "operators",
-    "offending_user",
-    "mentioned_users",
-    "type",
-    "custom_type",
-    "mention_type",
-    "silent",
-    "sdk",
-    "created_at",
-    "updated_at",
-    "deleted_at",
-    "requested_at",
-    "read_updates",
-    "changed_at",
-    "removed_at",
-    "invited_at",
-    "declined_invite_at",
-    "joined_at",
-    "left_at",
-    "ts",
-    "entered_at",
-    "exited_at",
-    "moderated_at",
-    "blocked_at",
-];
-const CHANNEL: &[&str] = &[
-    "channel_url",
-    "name",
-    "custom_type",
-    "data",
-    "is_distinct",
-    "is_public",
-    "is_super",
-    "is_ephemeral",
-    "is_discoverable",
-];
-const USER: &[&str] = &["user_id", "nickname", "profile_url", "metadata"];
-const MEMBER: &[&str] = &[
-    "user_id",
-    "nickname",
-    "profile_url",
-    "is_online",
-    "is_hidden",
-    "state",
-    "push_enabled",
-    "push_trigger_option",
-    "unread_message_count",
-    "metadata",
-];
-const PAYLOAD: &[&str] = &[
-    "message_id",
-    "message",
-    "custom_type",
-    "data",
-    "created_at",
-    "url",
-    "filename",
-    "content_type",
-    "content_size",
-];
-const REPORTED: &[&str] = &[
-    "channel",
-    "payload",
-    "mentioned_users",
-    "type",
-    "custom_type",
-    "mention_type",
-    "silent",
-    "sdk",
+/// (every path in [`catalogue::KNOWN`] and [`catalogue::GUESSES`] leads through here).
+const TOP_LEVEL: &Spec = &[
+    ("category", Raw),
+    ("app_id", Raw),
+    ("channel", Object(CHANNEL)),
+    ("reported_message", Object(REPORTED)),
+    ("payload", Object(PAYLOAD)),
+    ("sender", Object(USER)),
+    ("blocker", Object(USER)),
+    ("unblocker", Object(USER)),
+    ("user", Object(USER)),
+    ("inviter", Object(USER)),
+    ("reporting_user", Object(USER)),
+    ("members", Array(&Object(MEMBER))),
+    ("users", OneOrMany(USER)),
+    ("invitees", OneOrMany(USER)),
+    ("blockee", OneOrMany(USER)),
+    ("unblockee", OneOrMany(USER)),
+    ("operators", OneOrMany(USER)),
+    ("offending_user", OneOrMany(USER)),
+    ("mentioned_users", Array(&Raw)),
+    ("type", Raw),
+    ("custom_type", Raw),
+    ("mention_type", Raw),
+    ("silent", Raw),
+    ("sdk", Raw),
+    ("created_at", Raw),
+    ("updated_at", Raw),
+    ("deleted_at", Raw),
+    ("requested_at", Raw),
+    ("read_updates", Raw),
+    ("changed_at", Raw),
+    ("removed_at", Raw),
+    ("invited_at", Raw),
+    ("declined_invite_at", Raw),
+    ("joined_at", Raw),
+    ("left_at", Raw),
+    ("ts", Raw),
+    ("entered_at", Raw),
+    ("exited_at", Raw),
+    ("moderated_at", Raw),
+    ("blocked_at", Raw),
 ];
 
 /// Below this, a "milliseconds" value is really seconds (1e11 ms is March 1973; 1e11 s is the
@@ -234,17 +243,17 @@ const REPORTED: &[&str] = &[
 /// and reads message:report's created_at, documented in seconds, as milliseconds.
 const SECONDS_THRESHOLD: i64 = 100_000_000_000;
 
-/// Reads typed lists with a cap, noting what was left out. Besides each list's cap, all lists
-/// of one event share a budget of [`ITEMS_PER_EVENT`] caps, so that many capped lists (three
-/// hundred users with a thousand metadata entries each) cannot multiply the cost.
+/// How many lists' worth of items one event's typed view may hold in all: besides each list's
+/// cap, all lists and metadata maps of one event share a budget of this many caps, counted in
+/// the order the body holds them, so that many capped lists (three hundred users with a
+/// thousand metadata entries each) cannot multiply the cost.
+const ITEMS_PER_EVENT: usize = 4;
+
+/// Turns the read tree into the view, noting the typed lists left out.
+#[derive(Default)]
 struct Reader {
-    cap: usize,
-    items_left: usize,
     truncated: Vec<&'static str>,
 }
-
-/// How many lists' worth of items one event's typed view may hold in all.
-const ITEMS_PER_EVENT: usize = 4;
 
 impl Reader {
     fn note(&mut self, path: &'static str) {
@@ -253,97 +262,92 @@ impl Reader {
         }
     }
 
-    /// Takes `n` items from the event's budget; `false` (with `path` noted) when they do not fit.
-    fn take(&mut self, n: usize, path: &'static str) -> bool {
-        if n > self.items_left {
-            self.note(path);
-            return false;
-        }
-        self.items_left -= n;
-        true
-    }
-
-    /// An array within the cap and the event's budget, else `None` with `path` noted.
-    fn list<'a>(
+    /// The items of an array within the caps, else `None` (with `path` noted when left out).
+    fn list<'n, 'a>(
         &mut self,
-        raw: Option<&'a RawValue>,
+        node: Option<&'n Node<'a>>,
         path: &'static str,
-    ) -> Option<Vec<&'a RawValue>> {
-        let items = json::array(raw?, self.cap)?;
-        if items.truncated() {
-            self.note(path);
-            return None;
+    ) -> Option<&'n [Node<'a>]> {
+        match node? {
+            Node::Array(items) => Some(items),
+            Node::Truncated => {
+                self.note(path);
+                None
+            }
+            _ => None,
         }
-        self.take(items.items.len(), path).then_some(items.items)
     }
 
-    fn channel(&self, raw: Option<&RawValue>) -> Option<Channel> {
-        let f = json::object(raw?, CHANNEL)?;
+    fn channel(&self, node: Option<&Node<'_>>) -> Option<Channel> {
+        let f = node?.object()?;
         Some(Channel {
-            channel_url: json::string(f.get("channel_url")),
-            name: json::string(f.get("name")),
-            custom_type: json::string(f.get("custom_type")),
-            data: json::string(f.get("data")),
-            is_distinct: json::bool(f.get("is_distinct")),
-            is_public: json::bool(f.get("is_public")),
-            is_super: json::bool(f.get("is_super")),
-            is_ephemeral: json::bool(f.get("is_ephemeral")),
-            is_discoverable: json::bool(f.get("is_discoverable")),
+            channel_url: json::string(f.raw("channel_url")),
+            name: json::string(f.raw("name")),
+            custom_type: json::string(f.raw("custom_type")),
+            data: json::string(f.raw("data")),
+            is_distinct: json::bool(f.raw("is_distinct")),
+            is_public: json::bool(f.raw("is_public")),
+            is_super: json::bool(f.raw("is_super")),
+            is_ephemeral: json::bool(f.raw("is_ephemeral")),
+            is_discoverable: json::bool(f.raw("is_discoverable")),
         })
     }
 
-    /// A metadata object within the cap and the event's budget, else `None` with `path` noted.
+    /// A metadata object within the caps, else `None` (with `path` noted when left out).
     fn metadata(
         &mut self,
-        raw: Option<&RawValue>,
+        node: Option<&Node<'_>>,
         path: &'static str,
     ) -> Option<BTreeMap<String, String>> {
-        let (entries, truncated) = json::entries(raw?, self.cap)?;
-        if truncated || !self.take(entries.len(), path) {
-            self.note(path);
-            return None;
+        match node? {
+            Node::Entries(entries) => Some(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json::text(v)))
+                    .collect(),
+            ),
+            Node::Truncated => {
+                self.note(path);
+                None
+            }
+            _ => None,
         }
-        Some(
-            entries
-                .into_iter()
-                .map(|(k, v)| (k, json::text(v)))
-                .collect(),
-        )
     }
 
-    fn user(&mut self, f: &Fields<'_, '_>, metadata_path: &'static str) -> User {
+    fn user(&mut self, f: &json::Object<'_>, metadata_path: &'static str) -> User {
         User {
-            user_id: json::string(f.get("user_id")),
-            nickname: json::string(f.get("nickname")),
-            profile_url: json::string(f.get("profile_url")),
+            user_id: json::string(f.raw("user_id")),
+            nickname: json::string(f.raw("nickname")),
+            profile_url: json::string(f.raw("profile_url")),
             metadata: self.metadata(f.get("metadata"), metadata_path),
         }
     }
 
-    fn member(&mut self, raw: &RawValue) -> Option<Member> {
-        let f = json::object(raw, MEMBER)?;
+    fn member(&mut self, node: &Node<'_>) -> Option<Member> {
+        let f = node.object()?;
         Some(Member {
             metadata: self.metadata(f.get("metadata"), "members.metadata"),
-            user_id: json::string(f.get("user_id")),
-            nickname: json::string(f.get("nickname")),
-            profile_url: json::string(f.get("profile_url")),
-            is_online: json::bool(f.get("is_online")),
-            is_hidden: json::bool(f.get("is_hidden")),
-            state: json::string(f.get("state")),
-            push_enabled: json::bool(f.get("push_enabled")),
-            push_trigger_option: json::string(f.get("push_trigger_option")),
-            unread_message_count: json::int(f.get("unread_message_count")),
+            user_id: json::string(f.raw("user_id")),
+            nickname: json::string(f.raw("nickname")),
+            profile_url: json::string(f.raw("profile_url")),
+            is_online: json::bool(f.raw("is_online")),
+            is_hidden: json::bool(f.raw("is_hidden")),
+            state: json::string(f.raw("state")),
+            push_enabled: json::bool(f.raw("push_enabled")),
+            push_trigger_option: json::string(f.raw("push_trigger_option")),
+            unread_message_count: json::int(f.raw("unread_message_count")),
         })
     }
 
     /// The message of a message event: `payload` plus the fields Sendbird puts beside it.
-    fn message(&mut self, outer: &Fields<'_, '_>) -> Option<Message> {
-        let payload = json::object(outer.get("payload")?, PAYLOAD)?;
+    fn message(&mut self, outer: &json::Object<'_>) -> Option<Message> {
+        let payload = outer.get("payload")?.object()?;
         let mentioned_user_ids = self
             .list(outer.get("mentioned_users"), "message.mentioned_user_ids")
             .map(|users| {
                 users
-                    .into_iter()
+                    .iter()
+                    .filter_map(Node::raw)
                     .filter_map(|u| {
                         json::string(Some(u)).or_else(|| {
                             json::object(u, &["user_id"])
@@ -353,21 +357,21 @@ impl Reader {
                     .collect()
             });
         Some(Message {
-            message_id: json::int(payload.get("message_id")),
-            message_type: json::string(outer.get("type")),
-            text: json::string(payload.get("message")),
-            custom_type: json::string(payload.get("custom_type"))
-                .or_else(|| json::string(outer.get("custom_type"))),
-            data: json::string(payload.get("data")),
-            created_at: json::int(payload.get("created_at")).map(normalise_millis),
-            mention_type: json::string(outer.get("mention_type")),
+            message_id: json::int(payload.raw("message_id")),
+            message_type: json::string(outer.raw("type")),
+            text: json::string(payload.raw("message")),
+            custom_type: json::string(payload.raw("custom_type"))
+                .or_else(|| json::string(outer.raw("custom_type"))),
+            data: json::string(payload.raw("data")),
+            created_at: json::int(payload.raw("created_at")).map(normalise_millis),
+            mention_type: json::string(outer.raw("mention_type")),
             mentioned_user_ids,
-            silent: json::bool(outer.get("silent")),
-            sdk: json::string(outer.get("sdk")),
-            url: json::string(payload.get("url")),
-            filename: json::string(payload.get("filename")),
-            content_type: json::string(payload.get("content_type")),
-            content_size: json::int(payload.get("content_size")),
+            silent: json::bool(outer.raw("silent")),
+            sdk: json::string(outer.raw("sdk")),
+            url: json::string(payload.raw("url")),
+            filename: json::string(payload.raw("filename")),
+            content_type: json::string(payload.raw("content_type")),
+            content_size: json::int(payload.raw("content_size")),
         })
     }
 }
@@ -389,67 +393,62 @@ impl SendbirdEvent {
 
     /// [`SendbirdEvent::parse`] for a body already known to be UTF-8 (the handler checks once
     /// and keeps the `&str` for the record's `raw_body`), with typed lists capped at `max_items`.
+    /// The body is read in one pass ([`json::tree`]).
     pub fn parse_str(text: &str, max_items: usize) -> Result<SendbirdEvent, PoisonReason> {
-        let top = json::document(text, TOP_LEVEL).map_err(|shape| match shape {
+        let budget = max_items.saturating_mul(ITEMS_PER_EVENT);
+        let top = json::tree(text, TOP_LEVEL, max_items, budget).map_err(|shape| match shape {
             json::Shape::NotJson => PoisonReason::NotJson,
             json::Shape::NotObject => PoisonReason::NotObject,
         })?;
-        let category = match json::string(top.get("category")) {
+        let category = match json::string(top.raw("category")) {
             Some(c) if c.trim().len() > MAX_CATEGORY_BYTES => {
                 return Err(PoisonReason::CategoryTooLong);
             }
             Some(c) if !c.trim().is_empty() => c.trim().to_owned(),
             _ => return Err(PoisonReason::NoCategory),
         };
-        let mut r = Reader {
-            cap: max_items,
-            items_left: max_items.saturating_mul(ITEMS_PER_EVENT),
-            truncated: Vec::new(),
-        };
+        let mut r = Reader::default();
 
         // message:report names the reported message's channel inside reported_message.
-        let reported = top
-            .get("reported_message")
-            .and_then(|raw| json::object(raw, REPORTED));
+        let reported = top.get("reported_message").and_then(Node::object);
         let channel = r
             .channel(top.get("channel"))
-            .or_else(|| r.channel(reported.as_ref()?.get("channel")));
+            .or_else(|| r.channel(reported?.get("channel")));
         let message = r
             .message(&top)
-            .or_else(|| reported.as_ref().and_then(|rep| r.message(rep)));
+            .or_else(|| reported.and_then(|rep| r.message(rep)));
         let sender = top
             .get("sender")
-            .and_then(|raw| json::object(raw, USER))
-            .map(|f| r.user(&f, "sender.metadata"));
+            .and_then(Node::object)
+            .map(|f| r.user(f, "sender.metadata"));
         // The first acting-user field that names a user id; failing that, the first present.
-        let actors: Vec<Fields<'_, '_>> = ACTOR_FIELDS
+        let actors: Vec<&json::Object<'_>> = ACTOR_FIELDS
             .iter()
-            .filter_map(|f| json::object(top.get(f)?, USER))
+            .filter_map(|f| top.get(f)?.object())
             .collect();
         let actor = actors
             .iter()
-            .find(|u| u.get("user_id").is_some_and(|v| v.get().starts_with('"')))
+            .find(|u| u.raw("user_id").is_some_and(|v| v.get().starts_with('"')))
             .or_else(|| actors.first())
             .map(|f| r.user(f, "actor.metadata"));
         let members = r
             .list(top.get("members"), "members")
-            .map(|items| items.into_iter().filter_map(|m| r.member(m)).collect());
-        let affected_users = AFFECTED_FIELDS.iter().find_map(|f| {
-            let raw = top.get(f)?;
-            if let Some(one) = json::object(raw, USER) {
-                return Some(Some(vec![r.user(&one, "affected_users.metadata")]));
+            .map(|items| items.iter().filter_map(|m| r.member(m)).collect());
+        let affected_users = AFFECTED_FIELDS.iter().find_map(|f| match top.get(f)? {
+            Node::Object(one) => Some(Some(vec![r.user(one, "affected_users.metadata")])),
+            Node::Array(items) => Some(Some(
+                items
+                    .iter()
+                    .filter_map(Node::object)
+                    .map(|u| r.user(u, "affected_users.metadata"))
+                    .collect(),
+            )),
+            Node::Truncated => {
+                r.note("affected_users");
+                Some(None)
             }
             // Any other kind of value: try the next field.
-            if !raw.get().starts_with('[') {
-                return None;
-            }
-            Some(r.list(Some(raw), "affected_users").map(|items| {
-                items
-                    .into_iter()
-                    .filter_map(|u| json::object(u, USER))
-                    .map(|u| r.user(&u, "affected_users.metadata"))
-                    .collect()
-            }))
+            _ => None,
         });
 
         // Where the category keeps its own timestamp: catalogue::KNOWN (first present wins).
@@ -458,12 +457,12 @@ impl SendbirdEvent {
             .iter()
             .find_map(|p| {
                 let (first, rest) = p.split_first()?;
-                json::int(json::path(top.get(first)?, rest))
+                json::int(top.get(first)?.path(rest))
             })
             .map(normalise_millis);
 
         Ok(SendbirdEvent {
-            app_id: json::string(top.get("app_id")),
+            app_id: json::string(top.raw("app_id")),
             category,
             channel,
             sender,
@@ -475,7 +474,6 @@ impl SendbirdEvent {
             truncated: r.truncated,
         })
     }
-
     pub fn channel_url(&self) -> Option<&str> {
         self.channel.as_ref()?.channel_url.as_deref()
     }
@@ -740,13 +738,22 @@ mod tests {
     }
 
     #[test]
-    fn every_timestamp_path_starts_with_a_key_the_view_reads() {
+    fn every_timestamp_path_leads_through_keys_the_view_reads() {
         let paths = catalogue::KNOWN
             .iter()
             .flat_map(|k| k.occurred_at.paths())
             .chain(catalogue::GUESSES);
         for path in paths {
-            assert!(TOP_LEVEL.contains(&path[0]), "{path:?}");
+            // Each segment is a wanted key of the object before it, until a value kept raw.
+            let mut spec = TOP_LEVEL;
+            for (i, segment) in path.iter().enumerate() {
+                let want = spec.iter().find(|(k, _)| k == segment).map(|(_, w)| *w);
+                match want {
+                    Some(Raw) => break,
+                    Some(Object(inner)) if i + 1 < path.len() => spec = inner,
+                    other => panic!("{path:?} stops at {segment:?}: {other:?}"),
+                }
+            }
         }
     }
 
