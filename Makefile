@@ -8,7 +8,7 @@ SCHEMA_REGISTRY_URL ?= http://127.0.0.1:8081/apis/ccompat/v7
 export KAFKA_BOOTSTRAP_SERVERS SCHEMA_REGISTRY_URL
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help run test deps build release stack-up stack-down stack-status venv lint unit integration python-test deploy-check consume notify bench bench-smoke profile clean
+.PHONY: help run test deps build release stack-up stack-down stack-status venv lint unit integration python-test deploy-check consume notify bench bench-smoke bench-micro profile clean
 
 help:
 	@echo "make run          start the local Kafka + registry and the gateway with a dev config"
@@ -24,6 +24,7 @@ help:
 	@echo "make bench        hookbridge beside the bare HTTP and Kafka ceilings and Node/Python peers:"
 	@echo "                  docs/benchmarks.md and .png from a full run (minutes)"
 	@echo "make bench-smoke  a few seconds of each contender through the same harness (report in a temp dir)"
+	@echo "make bench-micro  per-body CPU of parse, encode and HMAC beside one validating JSON pass"
 	@echo "make profile      a perf CPU profile of the release gateway under load (bench/profile.sh)"
 	@echo "make chaos        every 200 survives leader kills on a three-broker cluster (long run)"
 	@echo "make fuzz         each fuzz target for FUZZ_SECONDS (300)"
@@ -117,6 +118,12 @@ bench: stack-up
 	bash bench/setup.sh
 	bench/.venv/bin/python bench/run.py --profile release $(BENCH_ARGS)
 
+# In-process figures, no stack: ns per body of the typed parse, the Avro encoding and the HMAC,
+# each beside one validating serde_json pass over the same body (bench/micro).
+BENCH_MICRO_ARGS ?=
+bench-micro:
+	cargo run --locked --release --example bench-micro -- $(BENCH_MICRO_ARGS)
+
 # A CPU profile of the release gateway under closed-loop load (perf record; bench/profile.sh):
 # PROFILE_ARGS="256 20 small" are the concurrency, seconds and body set.
 profile: stack-up
@@ -127,9 +134,10 @@ profile: stack-up
 # fails unless every contender answered 200 and nothing else, each 200 is a record in Kafka,
 # and the report was written (into a new temporary directory, never docs/). Nothing about speed.
 bench-smoke: stack-up
-	cargo build --locked --bin hookbridge $(BENCH_PROGRAMS)
+	cargo build --locked --bin hookbridge $(BENCH_PROGRAMS) --example bench-micro
 	bash bench/setup.sh
 	bench/.venv/bin/python bench/run.py --smoke --profile debug $(BENCH_ARGS)
+	target/debug/examples/bench-micro --seconds 0.05
 
 # Chaos suite (issue 6, docs/reliability.md): a fresh three-node Kafka cluster on loopback
 # (scripts/cluster.sh, torn down afterwards, also on failure), the registry of the local stack,

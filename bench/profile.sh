@@ -7,9 +7,10 @@
 #   bench/profile.sh [CONCURRENCY=256] [SECONDS=20] [BODY=small|256k|2m]
 #
 # HOOKBRIDGE_BIN measures another build (default: target/release/hookbridge); PROFILE_PERF=0
-# runs the load without recording (bench/compare.sh uses that). make profile builds what it
-# needs first. Output: bench/out/profile-<time>/ (perf.data, the
-# reports, the gateway's log and the load generator's figures). Needs linux-perf
+# runs the load without recording (bench/compare.sh uses that); PROFILE_CALLGRAPH=dwarf records
+# unwound call stacks. make profile builds what it needs first. Output:
+# bench/out/profile-<time>/ (perf.data, the reports, the gateway's log and the load generator's
+# figures). Needs linux-perf
 # (apt-get install linux-perf) and a perf_event_paranoid that lets this user profile its own
 # processes (root, or kernel.perf_event_paranoid <= 1).
 set -euo pipefail
@@ -79,7 +80,10 @@ if [[ "$perf_on" == 0 ]]; then
   exit 0
 fi
 sleep 3
-perf record -F 1999 -g -p "$gateway" -o "$out/perf.data" -- sleep "$seconds" 2>"$out/perf-record.log"
+# PROFILE_CALLGRAPH=dwarf unwinds call stacks without frame pointers (larger perf.data): what
+# `perf report --children` needs to charge time to the gateway's own functions.
+if [[ "${PROFILE_CALLGRAPH:-fp}" == dwarf ]]; then graph=(--call-graph dwarf,16384); else graph=(-g); fi
+perf record -F 1999 "${graph[@]}" -p "$gateway" -o "$out/perf.data" -- sleep "$seconds" 2>"$out/perf-record.log"
 wait "$load"
 
 # perf pads its columns (and may print a call graph); keep one trimmed line per entry.

@@ -400,8 +400,11 @@ pub struct Object<'a> {
 
 impl<'a> Object<'a> {
     pub fn get(&self, key: &str) -> Option<&Node<'a>> {
-        let index = self.spec.iter().position(|(k, _)| *k == key)?;
-        self.found.iter().find(|(i, _)| *i == index).map(|(_, n)| n)
+        // Among the keys found (a few) rather than the keys wanted (dozens).
+        self.found
+            .iter()
+            .find(|(i, _)| same_key(self.spec[*i].0, key.as_bytes()))
+            .map(|(_, n)| n)
     }
 
     /// The raw value of `key`, when it was wanted raw.
@@ -461,6 +464,21 @@ struct Ctx {
     escaped_key: bool,
 }
 
+/// Whether `wanted` is `key`. Every key of a body is compared with every wanted key of its
+/// object, so the length and the end bytes are compared before the whole.
+#[inline]
+fn same_key(wanted: &str, key: &[u8]) -> bool {
+    let wanted = wanted.as_bytes();
+    wanted.len() == key.len()
+        && wanted.first() == key.first()
+        && wanted.last() == key.last()
+        && wanted == key
+}
+
+fn position(spec: &Spec, key: &[u8]) -> Option<usize> {
+    spec.iter().position(|(k, _)| same_key(k, key))
+}
+
 /// A key's index in `spec`, control characters refused (serde_json does not check keys read as
 /// bytes) and escapes noted.
 struct SpecKey<'s> {
@@ -484,11 +502,11 @@ impl<'de> Visitor<'de> for SpecKey<'_> {
         if v.iter().any(|b| *b < 0x20) {
             return Err(E::custom("control character in an object key"));
         }
-        Ok(self.spec.iter().position(|(k, _)| k.as_bytes() == v))
+        Ok(position(self.spec, v))
     }
     fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
         *self.escaped = true;
-        Ok(self.spec.iter().position(|(k, _)| k.as_bytes() == v))
+        Ok(position(self.spec, v))
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
         self.visit_bytes(v.as_bytes())

@@ -208,6 +208,7 @@ fn setting_value(u: &mut Unstructured, key: &str) -> Result<String> {
             | "body_min_rate"
             | "max_requests_per_client"
             | "max_typed_items"
+            | "max_typed_text_bytes"
     );
     if numeric {
         return Ok(u
@@ -253,6 +254,7 @@ const SETTINGS: &[&str] = &[
     "max_requests_per_client",
     "trusted_proxies",
     "max_typed_items",
+    "max_typed_text_bytes",
     "shutdown_timeout",
     "create_topics",
     "topic_partitions",

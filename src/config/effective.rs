@@ -72,6 +72,10 @@ impl Config {
         t.insert("publish_timeout".into(), duration(l.publish_timeout));
         t.insert("max_in_flight".into(), int(l.max_in_flight.get()));
         t.insert("max_typed_items".into(), int(l.max_typed_items.get()));
+        t.insert(
+            "max_typed_text_bytes".into(),
+            int(l.max_typed_text_bytes.get()),
+        );
         let e = &l.edge;
         t.insert(
             "header_read_timeout".into(),

@@ -86,7 +86,15 @@ pub struct Limits {
     /// Longest typed array kept in a record; longer ones are left out of the typed view and
     /// named in `truncated`.
     pub max_typed_items: NonZeroUsize,
+    /// Longest free text (a message's text or data, a channel's data) kept typed, in bytes of
+    /// its JSON text; a longer one is left out of the typed view and named in `truncated`, so a
+    /// large message is not carried twice (`raw_body` always holds it).
+    pub max_typed_text_bytes: NonZeroUsize,
 }
+
+/// `max_typed_text_bytes` unless configured: chat texts are far shorter; a body whose text is
+/// longer is written to Kafka once rather than twice.
+pub const DEFAULT_MAX_TYPED_TEXT_BYTES: usize = 64 * 1024;
 
 impl Limits {
     /// The largest record value the gateway produces: an Avro record holds the raw body plus
@@ -157,6 +165,7 @@ struct RawConfig {
     max_requests_per_client: Option<u64>,
     trusted_proxies: Option<StringOrList>,
     max_typed_items: Option<u64>,
+    max_typed_text_bytes: Option<u64>,
     shutdown_timeout: Option<String>,
     create_topics: Option<bool>,
     topic_partitions: Option<u64>,
@@ -230,6 +239,7 @@ const ENV_KEYS: &[(&str, EnvKind)] = &[
     ("max_requests_per_client", EnvKind::Integer),
     ("trusted_proxies", EnvKind::Text),
     ("max_typed_items", EnvKind::Integer),
+    ("max_typed_text_bytes", EnvKind::Integer),
     ("shutdown_timeout", EnvKind::Text),
     ("create_topics", EnvKind::Boolean),
     ("topic_partitions", EnvKind::Integer),
@@ -646,6 +656,13 @@ impl RawConfig {
             1..=100_000,
             errors,
         ));
+        let max_typed_text_bytes = nonzero_usize(bounded(
+            "max_typed_text_bytes (HOOKBRIDGE_MAX_TYPED_TEXT_BYTES)",
+            self.max_typed_text_bytes,
+            DEFAULT_MAX_TYPED_TEXT_BYTES as u64,
+            1..=64 * 1024 * 1024,
+            errors,
+        ));
         let topic_partitions = bounded(
             "topic_partitions (HOOKBRIDGE_TOPIC_PARTITIONS)",
             self.topic_partitions,
@@ -674,6 +691,7 @@ impl RawConfig {
             max_in_flight: max_in_flight?,
             edge: edge?,
             max_typed_items: max_typed_items?,
+            max_typed_text_bytes: max_typed_text_bytes?,
         };
         Some(Config {
             server: server?,

@@ -203,6 +203,7 @@ fn edge_limits_have_documented_defaults_and_are_checked() {
     assert!(c.limits.edge.max_requests_per_client.is_none());
     assert!(c.limits.edge.trusted_proxies.is_empty());
     assert_eq!(c.limits.max_typed_items.get(), 1000);
+    assert_eq!(c.limits.max_typed_text_bytes.get(), 64 * 1024);
 
     let mut e = minimal();
     e.insert(

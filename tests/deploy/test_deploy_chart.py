@@ -165,6 +165,7 @@ EDGE_SETTINGS = [
     ("maxRequestsPerClient", "max_requests_per_client", 0, 64),
     ("trustedProxies", "trusted_proxies", [], ["10.0.0.0/8", "fd00::/8", "192.168.1.10"]),
     ("maxTypedItems", "max_typed_items", 1000, 500),
+    ("maxTypedTextBytes", "max_typed_text_bytes", 65536, 8192),
 ]
 
 
@@ -326,6 +327,7 @@ def test_schema_rejects_an_unknown_top_level_key(render_error):
     (("config.bodyMinRate=-1",), "bodyMinRate"),
     (("config.maxRequestsPerClient=1000001",), "maxRequestsPerClient"),
     (("config.maxTypedItems=0",), "maxTypedItems"),
+    (("config.maxTypedTextBytes=0",), "maxTypedTextBytes"),
     (("config.trustedProxies={ingress-nginx}",), "trustedProxies"),
     (("config.trustedProxies=10.0.0.0/8",), "trustedProxies"),
 ])

@@ -257,5 +257,20 @@ async fn a_body_at_the_two_mib_limit_reaches_a_broker_with_default_settings() {
         string_field(&record, "raw_body").map(|b| b.len()),
         Some(body.len())
     );
+    // The text is far beyond max_typed_text_bytes: it is carried once, in raw_body, and the
+    // typed view names what it left out.
+    let Some(Value::Record(message)) = record.get("message").map(unwrap_union) else {
+        panic!("message: {:?}", record.get("message"));
+    };
+    let text = message
+        .iter()
+        .find(|(name, _)| name == "text")
+        .map(|(_, v)| unwrap_union(v));
+    assert_eq!(text, Some(&Value::Null));
+    let truncated = record.get("truncated").map(unwrap_union);
+    assert_eq!(
+        truncated,
+        Some(&Value::Array(vec![Value::String("message.text".into())]))
+    );
     app.stop().await;
 }

@@ -10,6 +10,9 @@
 use std::collections::BTreeMap;
 
 use super::catalogue;
+use serde_json::value::RawValue;
+
+use crate::config::DEFAULT_MAX_TYPED_TEXT_BYTES;
 use crate::json::{self, Node, Spec, Want::*};
 
 /// Why an authentic body cannot be turned into an event; sent as the dead letter's reason.
@@ -115,8 +118,9 @@ pub struct SendbirdEvent {
     pub affected_users: Option<Vec<User>>,
     /// The category's own timestamp in milliseconds.
     pub occurred_at_ms: Option<i64>,
-    /// Typed fields left out because they held more than `max_typed_items` entries, by path
-    /// (`members`, `sender.metadata`, ...). The raw body always has them.
+    /// Typed fields left out, by path: lists with more than `max_typed_items` entries
+    /// (`members`, `sender.metadata`, ...) and texts longer than `max_typed_text_bytes`
+    /// (`message.text`, `message.data`, `channel.data`). The raw body always has them.
     pub truncated: Vec<&'static str>,
 }
 
@@ -249,13 +253,26 @@ const SECONDS_THRESHOLD: i64 = 100_000_000_000;
 /// thousand metadata entries each) cannot multiply the cost.
 const ITEMS_PER_EVENT: usize = 4;
 
-/// Turns the read tree into the view, noting the typed lists left out.
-#[derive(Default)]
+/// Turns the read tree into the view, noting the typed lists and texts left out.
 struct Reader {
+    /// Longest free text kept, in bytes of its JSON text.
+    max_text: usize,
     truncated: Vec<&'static str>,
 }
 
 impl Reader {
+    /// A free text (message text or data, channel data) within `max_text`, else `None` with
+    /// `path` noted. Measured on the JSON text, which is never shorter than the decoded text,
+    /// so a text left out is never decoded.
+    fn text(&mut self, raw: Option<&RawValue>, path: &'static str) -> Option<String> {
+        let raw = raw?;
+        if raw.get().len() > self.max_text.saturating_add(2) && raw.get().starts_with('"') {
+            self.note(path);
+            return None;
+        }
+        json::string(Some(raw))
+    }
+
     fn note(&mut self, path: &'static str) {
         if !self.truncated.contains(&path) {
             self.truncated.push(path);
@@ -278,13 +295,13 @@ impl Reader {
         }
     }
 
-    fn channel(&self, node: Option<&Node<'_>>) -> Option<Channel> {
+    fn channel(&mut self, node: Option<&Node<'_>>) -> Option<Channel> {
         let f = node?.object()?;
         Some(Channel {
             channel_url: json::string(f.raw("channel_url")),
             name: json::string(f.raw("name")),
             custom_type: json::string(f.raw("custom_type")),
-            data: json::string(f.raw("data")),
+            data: self.text(f.raw("data"), "channel.data"),
             is_distinct: json::bool(f.raw("is_distinct")),
             is_public: json::bool(f.raw("is_public")),
             is_super: json::bool(f.raw("is_super")),
@@ -359,10 +376,10 @@ impl Reader {
         Some(Message {
             message_id: json::int(payload.raw("message_id")),
             message_type: json::string(outer.raw("type")),
-            text: json::string(payload.raw("message")),
+            text: self.text(payload.raw("message"), "message.text"),
             custom_type: json::string(payload.raw("custom_type"))
                 .or_else(|| json::string(outer.raw("custom_type"))),
-            data: json::string(payload.raw("data")),
+            data: self.text(payload.raw("data"), "message.data"),
             created_at: json::int(payload.raw("created_at")).map(normalise_millis),
             mention_type: json::string(outer.raw("mention_type")),
             mentioned_user_ids,
@@ -395,6 +412,16 @@ impl SendbirdEvent {
     /// and keeps the `&str` for the record's `raw_body`), with typed lists capped at `max_items`.
     /// The body is read in one pass ([`json::tree`]).
     pub fn parse_str(text: &str, max_items: usize) -> Result<SendbirdEvent, PoisonReason> {
+        SendbirdEvent::parse_with(text, max_items, DEFAULT_MAX_TYPED_TEXT_BYTES)
+    }
+
+    /// [`SendbirdEvent::parse_str`] with free texts longer than `max_text_bytes` (of JSON text)
+    /// left out of the view and named in `truncated`.
+    pub fn parse_with(
+        text: &str,
+        max_items: usize,
+        max_text_bytes: usize,
+    ) -> Result<SendbirdEvent, PoisonReason> {
         let budget = max_items.saturating_mul(ITEMS_PER_EVENT);
         let top = json::tree(text, TOP_LEVEL, max_items, budget).map_err(|shape| match shape {
             json::Shape::NotJson => PoisonReason::NotJson,
@@ -407,7 +434,10 @@ impl SendbirdEvent {
             Some(c) if !c.trim().is_empty() => c.trim().to_owned(),
             _ => return Err(PoisonReason::NoCategory),
         };
-        let mut r = Reader::default();
+        let mut r = Reader {
+            max_text: max_text_bytes,
+            truncated: Vec::new(),
+        };
 
         // message:report names the reported message's channel inside reported_message.
         let reported = top.get("reported_message").and_then(Node::object);
@@ -735,6 +765,40 @@ mod tests {
         let ev = SendbirdEvent::parse_str(&body, 3).expect("parses");
         assert!(ev.members.is_none());
         assert_eq!(ev.truncated, vec!["members"]);
+    }
+
+    #[test]
+    fn texts_longer_than_the_cap_are_left_out_and_named() {
+        let body = |text: &str| {
+            format!(
+                r#"{{"category":"group_channel:message_send","channel":{{"channel_url":"c","data":"{text}"}},
+                    "payload":{{"message_id":1,"message":"{text}","data":"x"}}}}"#
+            )
+        };
+        let ev = SendbirdEvent::parse_with(&body("0123456789"), 10, 10).expect("parses");
+        let text = |ev: &SendbirdEvent| ev.message.as_ref().and_then(|m| m.text.clone());
+        assert_eq!(text(&ev).as_deref(), Some("0123456789"));
+        assert!(ev.truncated.is_empty());
+
+        let ev = SendbirdEvent::parse_with(&body("0123456789a"), 10, 10).expect("parses");
+        assert_eq!(text(&ev), None);
+        assert_eq!(ev.channel.as_ref().and_then(|c| c.data.clone()), None);
+        assert_eq!(
+            ev.message.as_ref().and_then(|m| m.data.as_deref()),
+            Some("x")
+        );
+        assert_eq!(ev.channel_url(), Some("c"));
+        assert_eq!(ev.truncated, vec!["channel.data", "message.text"]);
+
+        // Measured as sent: an escape counts as written.
+        let ev = SendbirdEvent::parse_with(&body(r"\u00e9\u00e9"), 10, 10).expect("parses");
+        assert_eq!(text(&ev), None);
+        // The default keeps 64 KiB.
+        let long = "x".repeat(64 * 1024);
+        let ev = SendbirdEvent::parse(body(&long).as_bytes()).expect("parses");
+        assert_eq!(text(&ev).map(|t| t.len()), Some(64 * 1024));
+        let ev = SendbirdEvent::parse(body(&format!("{long}x")).as_bytes()).expect("parses");
+        assert_eq!(text(&ev), None);
     }
 
     #[test]

@@ -198,6 +198,7 @@ impl Provider for Sendbird {
             encoder: EventEncoder::new()?,
             schema_ids,
             max_typed_items: context.limits.max_typed_items.get(),
+            max_typed_text_bytes: context.limits.max_typed_text_bytes.get(),
             max_record_bytes: context.limits.max_record_bytes(),
         }))
     }
@@ -211,6 +212,7 @@ pub struct SendbirdSource {
     encoder: EventEncoder,
     schema_ids: HashMap<TopicName, u32>,
     max_typed_items: usize,
+    max_typed_text_bytes: usize,
     max_record_bytes: usize,
 }
 
@@ -242,7 +244,16 @@ impl Source for SendbirdSource {
         // UTF-8 is checked once here; the text serves both the parse and the record's raw_body.
         let parsed = std::str::from_utf8(webhook.body())
             .map_err(|_| PoisonReason::NotUtf8)
-            .and_then(|text| Ok((text, SendbirdEvent::parse_str(text, self.max_typed_items)?)));
+            .and_then(|text| {
+                Ok((
+                    text,
+                    SendbirdEvent::parse_with(
+                        text,
+                        self.max_typed_items,
+                        self.max_typed_text_bytes,
+                    )?,
+                ))
+            });
         let (raw_body, event) = match parsed {
             Ok(parsed) => parsed,
             Err(reason) => return poison(reason.code(), None),
@@ -345,6 +356,7 @@ mod tests {
             encoder: EventEncoder::new().expect("schema"),
             schema_ids: HashMap::new(),
             max_typed_items: 10,
+            max_typed_text_bytes: 1 << 16,
             max_record_bytes: 1 << 20,
         };
         let sig = token("t").sign(b"x");

@@ -11,6 +11,7 @@ use std::time::UNIX_EPOCH;
 
 use serde_json::value::RawValue;
 
+use crate::config::DEFAULT_MAX_TYPED_TEXT_BYTES;
 use crate::json::{self, Fields};
 
 /// Why an authentic body cannot be turned into an event; sent as the dead letter's reason.
@@ -95,8 +96,9 @@ pub struct StreamEvent {
     pub message: Option<Message>,
     pub member: Option<Member>,
     pub reaction: Option<Reaction>,
-    /// Typed fields left out because they held more than `max_typed_items` entries, by path
-    /// (`message.mentioned_user_ids`). The raw body always has them.
+    /// Typed fields left out, by path: lists with more than `max_typed_items` entries
+    /// (`message.mentioned_user_ids`) and a text longer than `max_typed_text_bytes`
+    /// (`message.text`). The raw body always has them.
     pub truncated: Vec<&'static str>,
 }
 
@@ -184,6 +186,8 @@ fn timestamp(raw: Option<&RawValue>) -> Option<i64> {
 /// Reads the typed parts, noting lists left out.
 struct Reader {
     cap: usize,
+    /// Longest text kept, in bytes of its JSON text (never shorter than the decoded text).
+    max_text: usize,
     truncated: Vec<&'static str>,
 }
 
@@ -234,7 +238,16 @@ impl Reader {
         });
         Some(Message {
             id: non_empty(f.get("id")),
-            text: json::string(f.get("text")),
+            text: match f.get("text") {
+                Some(raw)
+                    if raw.get().len() > self.max_text.saturating_add(2)
+                        && raw.get().starts_with('"') =>
+                {
+                    self.truncated.push("message.text");
+                    None
+                }
+                raw => json::string(raw),
+            },
             message_type: json::string(f.get("type")),
             parent_id: non_empty(f.get("parent_id")),
             created_at_ms: timestamp(f.get("created_at")),
@@ -254,6 +267,16 @@ impl StreamEvent {
     /// [`StreamEvent::parse`] for a body already known to be UTF-8 (the source checks once and
     /// keeps the `&str` for the record's `raw_body`), with typed lists capped at `max_items`.
     pub fn parse_str(text: &str, max_items: usize) -> Result<StreamEvent, PoisonReason> {
+        StreamEvent::parse_with(text, max_items, DEFAULT_MAX_TYPED_TEXT_BYTES)
+    }
+
+    /// [`StreamEvent::parse_str`] with a message text longer than `max_text_bytes` (of JSON
+    /// text) left out of the view and named in `truncated`.
+    pub fn parse_with(
+        text: &str,
+        max_items: usize,
+        max_text_bytes: usize,
+    ) -> Result<StreamEvent, PoisonReason> {
         let top = json::document(text, TOP_LEVEL).map_err(|shape| match shape {
             json::Shape::NotJson => PoisonReason::NotJson,
             json::Shape::NotObject => PoisonReason::NotObject,
@@ -273,6 +296,7 @@ impl StreamEvent {
         };
         let mut r = Reader {
             cap: max_items,
+            max_text: max_text_bytes,
             truncated: Vec::new(),
         };
         Ok(StreamEvent {
@@ -438,6 +462,23 @@ mod tests {
         }
         let ev = parse("message.updated");
         assert_eq!(ev.occurred_at_ms, Some(1_556_095_888_142));
+    }
+
+    #[test]
+    fn a_text_longer_than_the_cap_is_left_out_and_named() {
+        let body = |text: &str| {
+            format!(
+                r#"{{"type":"message.new","cid":"messaging:c","message":{{"id":"m","text":"{text}"}}}}"#
+            )
+        };
+        let text = |ev: &StreamEvent| ev.message.as_ref().and_then(|m| m.text.clone());
+        let ev = StreamEvent::parse_with(&body("0123456789"), 10, 10).expect("parses");
+        assert_eq!(text(&ev).as_deref(), Some("0123456789"));
+        assert!(ev.truncated.is_empty());
+        let ev = StreamEvent::parse_with(&body("0123456789a"), 10, 10).expect("parses");
+        assert_eq!(text(&ev), None);
+        assert_eq!(ev.message.as_ref().and_then(|m| m.id.as_deref()), Some("m"));
+        assert_eq!(ev.truncated, vec!["message.text"]);
     }
 
     #[test]

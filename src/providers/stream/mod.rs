@@ -187,6 +187,7 @@ impl Provider for Stream {
             schema_ids,
             max_body_bytes: context.limits.max_body_bytes.get(),
             max_typed_items: context.limits.max_typed_items.get(),
+            max_typed_text_bytes: context.limits.max_typed_text_bytes.get(),
             max_record_bytes: context.limits.max_record_bytes(),
         }))
     }
@@ -203,6 +204,7 @@ pub struct StreamSource {
     /// Also the most a compressed body may decompress to.
     max_body_bytes: usize,
     max_typed_items: usize,
+    max_typed_text_bytes: usize,
     max_record_bytes: usize,
 }
 
@@ -260,7 +262,12 @@ impl Source for StreamSource {
         // UTF-8 is checked once here; the text serves both the parse and the record's raw_body.
         let parsed = std::str::from_utf8(webhook.content())
             .map_err(|_| PoisonReason::NotUtf8)
-            .and_then(|text| Ok((text, StreamEvent::parse_str(text, self.max_typed_items)?)));
+            .and_then(|text| {
+                Ok((
+                    text,
+                    StreamEvent::parse_with(text, self.max_typed_items, self.max_typed_text_bytes)?,
+                ))
+            });
         let (raw_body, event) = match parsed {
             Ok(parsed) => parsed,
             Err(reason) => return poison(reason.code(), None),
@@ -339,6 +346,7 @@ mod tests {
             schema_ids,
             max_body_bytes: 64 * 1024,
             max_typed_items: 100,
+            max_typed_text_bytes: 1 << 16,
             max_record_bytes: 1 << 20,
         }
     }
