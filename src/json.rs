@@ -1,7 +1,8 @@
 //! Lenient, bounded reading of JSON for typed views. Knows no vendor.
 //!
-//! A body is never turned into a whole tree. Each object is read shallowly: only the wanted
-//! keys are kept, as slices of the text ([`RawValue`]), and everything else is skipped by
+//! A body is never turned into a whole tree. Only the wanted keys are kept: [`tree`] follows a
+//! nested spec of them in one pass, and [`document`] and [`object`] read one object shallowly;
+//! values are kept as slices of the text ([`RawValue`]), and everything else is skipped by
 //! serde_json's iterative skipper, which allocates nothing and has no depth limit. Arrays are
 //! counted and only their first `cap` items kept. So the memory a body costs is bounded by what
 //! the typed view keeps, whatever the body's shape, and nesting cannot exhaust the stack.
@@ -421,8 +422,8 @@ impl<'a> Object<'a> {
 /// [`int`], [`bool`] and [`text`] as leniently as everywhere else.
 ///
 /// A value under a nested key is read by kind as it comes; the few texts serde_json refuses to
-/// read that way (a lone surrogate or a number beyond f64 where an object was wanted) are read
-/// again with each such value first taken raw, which never fails on JSON.
+/// read that way (a lone surrogate or a number beyond f64 where an object, an array or entries
+/// were wanted) are read again with each such value first taken raw, which never fails on JSON.
 pub fn tree<'a>(
     text: &'a str,
     spec: &'static Spec,
@@ -533,19 +534,24 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
                 map.next_value::<IgnoredAny>()?;
                 continue;
             };
-            let node = map.next_value_seed(ValueSeed {
+            // Replaced in place, so a key repeated a million times costs one slot; the items
+            // the earlier value held go back to the budget before the new one is read, so only
+            // the last value counts, as when each value is read on its own.
+            let slot = match found.iter().position(|(k, _)| *k == i) {
+                Some(at) => {
+                    let earlier = std::mem::replace(&mut found[at].1, Node::Other);
+                    self.ctx.budget += items(&earlier);
+                    at
+                }
+                None => {
+                    found.push((i, Node::Other));
+                    found.len() - 1
+                }
+            };
+            found[slot].1 = map.next_value_seed(ValueSeed {
                 want: self.spec[i].1,
                 ctx: self.ctx,
             })?;
-            // Replaced in place, so a key repeated a million times costs one slot; the items
-            // the replaced value held go back to the budget.
-            match found.iter_mut().find(|(k, _)| *k == i) {
-                Some(slot) => {
-                    self.ctx.budget += items(&slot.1);
-                    slot.1 = node;
-                }
-                None => found.push((i, node)),
-            }
         }
         Ok(Object {
             found,
@@ -692,7 +698,7 @@ fn read_entries<'de, A: MapAccess<'de>>(mut map: A, ctx: &mut Ctx) -> Result<Nod
     // Keys read, repeats counted: the cap bounds the keys decoded as well as those kept.
     let mut read = 0;
     loop {
-        if left_out || read >= ctx.cap || ctx.budget == 0 {
+        if left_out || read >= ctx.cap {
             // Past the cap the entries are only skipped: no key is decoded or compared.
             if map
                 .next_key_seed(SkipKey(Some(&mut ctx.escaped_key)))?
@@ -715,6 +721,8 @@ fn read_entries<'de, A: MapAccess<'de>>(mut map: A, ctx: &mut Ctx) -> Result<Nod
         };
         match at {
             Some(at) => out[at].1 = value,
+            // A new entry beyond the budget (a repeated one costs nothing).
+            None if ctx.budget == 0 => left_out = true,
             None => {
                 ctx.budget -= 1;
                 if let Some(index) = &mut index {
@@ -1203,8 +1211,15 @@ mod tests {
                 text in json_text(),
                 cap in 0usize..5,
             ) {
-                let one_pass = tree(&text, SPEC, cap, usize::MAX).map(|o| format!("{o:?}"));
-                prop_assert_eq!(one_pass, reference_document(&text, cap), "{}", text);
+                let unbounded = tree(&text, SPEC, cap, usize::MAX);
+                let one_pass = unbounded.as_ref().map(|o| format!("{o:?}")).map_err(|e| *e);
+                prop_assert_eq!(&one_pass, &reference_document(&text, cap), "{}", text);
+                // A budget that holds what was kept changes nothing.
+                if let Ok(top) = &unbounded {
+                    let kept: usize = top.found.iter().map(|(_, n)| items(n)).sum();
+                    let bounded = tree(&text, SPEC, cap, kept).map(|o| format!("{o:?}"));
+                    prop_assert_eq!(bounded, one_pass, "{}", text);
+                }
             }
         }
 
@@ -1247,24 +1262,32 @@ mod tests {
             let top = tree(text, SPEC, 10, 5).expect("object");
             assert!(matches!(top.get("l"), Some(Node::Array(_))));
             assert!(matches!(top.get("m"), Some(Node::Truncated)));
-            // Cap 1: "l" (2 items) is left out, its items go back, and "m" fits again.
-            let top = tree(text, SPEC, 1, 5).expect("object");
-            assert!(matches!(top.get("l"), Some(Node::Truncated)));
-            assert!(matches!(top.get("m"), Some(Node::Truncated)));
+            // Budget 1: "l" takes its first item, is left out at its second and gives the first
+            // back, so "m" still fits.
             let text = r#"{"l":[{"a":1},{"a":2}],"m":{"r":1}}"#;
-            let top = tree(text, SPEC, 1, 2).expect("object");
+            let top = tree(text, SPEC, 10, 1).expect("object");
             assert!(matches!(top.get("l"), Some(Node::Truncated)));
             assert!(matches!(top.get("m"), Some(Node::Entries(_))));
-            // A repeated key gives back what its earlier value took.
+            // Cap 1 with budget 1: "l" is left out by its cap and gives its item back too.
+            let top = tree(text, SPEC, 1, 1).expect("object");
+            assert!(matches!(top.get("l"), Some(Node::Truncated)));
+            assert!(matches!(top.get("m"), Some(Node::Entries(_))));
+            // A repeated key gives back what its earlier value took before the new one is read.
             let text = r#"{"m":{"a":1,"b":2},"m":{"c":3},"x":[{"a":1}]}"#;
             let top = tree(text, SPEC, 10, 3).expect("object");
             assert!(matches!(top.get("x"), Some(Node::Array(_))));
+            let text = r#"{"m":{"a":1,"b":2},"m":{"c":3,"d":4}}"#;
+            let top = tree(text, SPEC, 10, 2).expect("object");
+            assert!(matches!(top.get("m"), Some(Node::Entries(e)) if e.len() == 2));
+            // A repeated entry costs nothing: the budget does not cut it.
+            let top = tree(r#"{"m":{"a":1,"a":2}}"#, SPEC, 10, 1).expect("object");
+            assert!(matches!(top.get("m"), Some(Node::Entries(e)) if e[0].1.get() == "2"));
         }
 
         #[test]
         fn nesting_far_beyond_serde_jsons_limit_is_skipped_under_any_key() {
             let deep = format!("{}1{}", "[".repeat(100_000), "]".repeat(100_000));
-            let object = format!(r#"{{"o":{{"a":{deep},"m":{deep}}},"a":{deep}}}"#);
+            let object = format!(r#"{{"a":{deep},"m":{deep},"l":{deep},"o":{{"a":{deep}}}}}"#);
             let body =
                 format!(r#"{{"l":{deep},"x":{deep},"m":{{"k":{deep}}},"o":{object},"zz":{deep}}}"#);
             let top = tree(&body, SPEC, 10, 100).expect("object");

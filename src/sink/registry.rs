@@ -158,7 +158,7 @@ impl RegistryClient {
 
     /// Under TLS 1.3 a registry refuses a client certificate only after the client has finished
     /// its handshake: the client may then see the refusal as a plain close, before or while
-    /// sending, rather than as the server's alert. Say what such a close usually means.
+    /// sending, rather than as the server's alert. Say what such a close may mean.
     fn explain(&self, detail: String) -> String {
         const CLOSED: [&str; 4] = [
             "connection was not ready",
@@ -170,14 +170,13 @@ impl RegistryClient {
             return detail;
         }
         let why = if self.presents_certificate {
-            "it does not accept the client certificate in schema_registry_client_cert_file"
+            "a registry refuses this way a client certificate it does not accept \
+             (schema_registry_client_cert_file)"
         } else {
-            "it requires a client certificate (schema_registry_client_cert_file) and none is set"
+            "a registry that requires a client certificate refuses this way when none is set \
+             (schema_registry_client_cert_file)"
         };
-        format!(
-            "{detail} (the registry closed the TLS connection before answering; a registry does \
-             this when {why})"
-        )
+        format!("{detail} (the registry closed the TLS connection before answering: {why})")
     }
 
     async fn fail(what: &str, response: reqwest::Response) -> RegistryError {
@@ -318,7 +317,10 @@ mod tests {
     fn a_close_after_a_tls_handshake_is_explained_and_nothing_else_is() {
         let https = client("https://registry.example:8081");
         let closed = https.explain("client error (Canceled): connection was not ready".into());
-        assert!(closed.contains("requires a client certificate"), "{closed}");
+        assert!(
+            closed.contains("that requires a client certificate refuses this way"),
+            "{closed}"
+        );
         let refused = "client error (Connect): connection refused".to_owned();
         assert_eq!(https.explain(refused.clone()), refused);
         let plain = client("http://registry.example:8081");

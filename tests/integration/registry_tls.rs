@@ -268,7 +268,7 @@ async fn the_registry_behind_a_private_ca_client_certificate_and_token() {
     let why = stderr(&no_client_cert);
     assert!(
         why.contains("CertificateRequired")
-            || why.contains("a registry does this when it requires a client certificate"),
+            || why.contains("that requires a client certificate refuses this way"),
         "{why}"
     );
 

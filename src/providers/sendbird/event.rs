@@ -250,7 +250,8 @@ const SECONDS_THRESHOLD: i64 = 100_000_000_000;
 /// How many lists' worth of items one event's typed view may hold in all: besides each list's
 /// cap, all lists and metadata maps of one event share a budget of this many caps, counted in
 /// the order the body holds them, so that many capped lists (three hundred users with a
-/// thousand metadata entries each) cannot multiply the cost.
+/// thousand metadata entries each) cannot multiply the cost. Every list under a key the view
+/// reads counts, whether or not the view ends up using it (a second acting-user field, say).
 const ITEMS_PER_EVENT: usize = 4;
 
 /// Turns the read tree into the view, noting the typed lists and texts left out.
