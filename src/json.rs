@@ -891,6 +891,13 @@ fn flush_high(out: &mut String, pending: &mut Option<u16>) {
     }
 }
 
+/// Whether `raw` is a string whose text, as written between its quotes, is longer than `max`
+/// bytes. Escapes count as written, which is never shorter than what they decode to, so a
+/// string found too long need not be decoded at all.
+pub fn string_longer_than(raw: &RawValue, max: usize) -> bool {
+    raw.get().starts_with('"') && raw.get().len() > max.saturating_add(2)
+}
+
 /// Integers, integral floats within range and numeric strings; anything else (including numbers
 /// beyond what a 64-bit integer holds) is `None`.
 pub fn int(raw: Option<&RawValue>) -> Option<i64> {

@@ -262,12 +262,11 @@ struct Reader {
 }
 
 impl Reader {
-    /// A free text (message text or data, channel data) within `max_text`, else `None` with
-    /// `path` noted. Measured on the JSON text, which is never shorter than the decoded text,
-    /// so a text left out is never decoded.
+    /// A free text (message text or data, channel data) within `max_text` bytes of JSON text,
+    /// else `None` with `path` noted.
     fn text(&mut self, raw: Option<&RawValue>, path: &'static str) -> Option<String> {
         let raw = raw?;
-        if raw.get().len() > self.max_text.saturating_add(2) && raw.get().starts_with('"') {
+        if json::string_longer_than(raw, self.max_text) {
             self.note(path);
             return None;
         }

@@ -239,10 +239,7 @@ impl Reader {
         Some(Message {
             id: non_empty(f.get("id")),
             text: match f.get("text") {
-                Some(raw)
-                    if raw.get().len() > self.max_text.saturating_add(2)
-                        && raw.get().starts_with('"') =>
-                {
+                Some(raw) if json::string_longer_than(raw, self.max_text) => {
                     self.truncated.push("message.text");
                     None
                 }
