@@ -299,13 +299,52 @@ pub fn memory_kib(pids: &[u32]) -> (u64, u64) {
     (rss, hwm)
 }
 
+/// Busy CPU time of the whole machine, in clock ticks: user, nice, system, irq and softirq of
+/// `/proc/stat`'s first line (idle and iowait are waiting, steal is the hypervisor's, guest is
+/// already inside user).
+pub fn machine_busy_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    [0, 1, 2, 5, 6]
+        .iter()
+        .map(|&i| fields.get(i).copied().unwrap_or(0))
+        .sum()
+}
+
+/// The Kafka brokers running on this machine (the JVMs whose main class is `kafka.Kafka`),
+/// which share its cores with the contenders; none when Kafka runs elsewhere.
+pub fn broker_pids() -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|argv| argv.split(|&b| b == 0).any(|arg| arg == b"kafka.Kafka"))
+        })
+        .collect()
+}
+
 /// CPU and memory of a process tree (the contender) and of this process (the load) over one
 /// measurement: CPU from the start of the window to [`Watch::finish`], RSS sampled every 100 ms.
+/// Over the same window, the whole machine's busy CPU and the local Kafka brokers' CPU.
 pub struct Watch {
     pids: Vec<u32>,
     own: u32,
     cpu_start: u64,
     own_cpu_start: u64,
+    brokers: Vec<u32>,
+    broker_cpu_start: u64,
+    machine_start: u64,
     started: Instant,
     rss_peak: Arc<AtomicU64>,
     sampler: tokio::task::JoinHandle<()>,
@@ -327,9 +366,13 @@ impl Watch {
                 }
             })
         };
+        let brokers = broker_pids();
         Watch {
             cpu_start: cpu_ticks(&pids),
             own_cpu_start: cpu_ticks(&[own]),
+            broker_cpu_start: cpu_ticks(&brokers),
+            brokers,
+            machine_start: machine_busy_ticks(),
             pids,
             own,
             started: Instant::now(),
@@ -347,7 +390,12 @@ impl Watch {
         let peak = self.rss_peak.load(Ordering::Relaxed).max(rss);
         let cpu = cpu_ticks(&self.pids).saturating_sub(self.cpu_start) as f64 / ticks;
         let own = cpu_ticks(&[self.own]).saturating_sub(self.own_cpu_start) as f64 / ticks;
+        let machine = machine_busy_ticks().saturating_sub(self.machine_start) as f64 / ticks;
+        let brokers = (!self.brokers.is_empty())
+            .then(|| cpu_ticks(&self.brokers).saturating_sub(self.broker_cpu_start) as f64 / ticks);
         serde_json::json!({
+            "machine_cpu_s": machine,
+            "broker_cpu_s": brokers,
             "processes": self.pids.len(),
             "cpu_s": cpu,
             "rss_end_kib": rss,

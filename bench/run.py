@@ -549,6 +549,27 @@ def cpu_per_1000(result):
     return process["cpu_s"] / answered * 1000
 
 
+def per_1000(result, field):
+    """Seconds of CPU per 1000 answers of one of the window's CPU figures."""
+    process = result.get("process") or {}
+    answered = result["ok"] + result["errors"]
+    if not answered or process.get(field) is None:
+        return None
+    return process[field] / answered * 1000
+
+
+def machine_cpu_per_1000(result):
+    return per_1000(result, "machine_cpu_s")
+
+
+def broker_cpu_per_1000(result):
+    return per_1000(result, "broker_cpu_s")
+
+
+def load_cpu_per_1000(result):
+    return None if result["contender"] == "ceiling-produce" else per_1000(result, "load_cpu_s")
+
+
 def load_cpu_percent(result):
     process = result.get("process") or {}
     if result["contender"] == "ceiling-produce" or not process.get("window_s"):
@@ -574,8 +595,21 @@ def summary(run):
         if best is None or r["throughput"] > best["throughput"]:
             peaks[r["contender"]] = r
     out = {"peaks": {k: {"throughput": v["throughput"], "concurrency": v["concurrency"],
-                         "rss_peak_mib": mib((v.get("process") or {}).get("rss_peak_kib"))}
+                         "rss_peak_mib": mib((v.get("process") or {}).get("rss_peak_kib")),
+                         "busy_cores": busy_cores(v),
+                         "cost": costs(v)}
                      for k, v in peaks.items()}}
+    # The same formula at each concurrency level: both ceilings with as many requests in
+    # flight as the contender had.
+    by_level = {}
+    for r in closed:
+        by_level.setdefault(r["concurrency"], {})[r["contender"]] = r["throughput"]
+    out["hookbridge_by_level"] = {r["concurrency"]: r["throughput"] for r in closed
+                                  if r["contender"] == "hookbridge"}
+    out["combined_by_level"] = {
+        level: 1 / (1 / row["ceiling-http"] + 1 / row["ceiling-produce"])
+        for level, row in sorted(by_level.items())
+        if row.get("ceiling-http") and row.get("ceiling-produce")}
     if "ceiling-http" in peaks and "ceiling-produce" in peaks:
         http = peaks["ceiling-http"]["throughput"]
         produce = peaks["ceiling-produce"]["throughput"]
@@ -591,11 +625,29 @@ def summary(run):
     return out
 
 
+def busy_cores(result):
+    return busy_cores_of(result, "machine_cpu_s")
+
+
+def costs(result):
+    """Milliseconds of CPU per request at one measurement: the whole machine, and the parts of
+    it this harness can name (the contender's processes, the Kafka brokers, the load
+    generator); `rest` is everything else (the schema registry, the kernel's work outside these
+    processes, other tenants)."""
+    parts = {"machine": machine_cpu_per_1000(result), "contender": cpu_per_1000(result),
+             "broker": broker_cpu_per_1000(result), "load": load_cpu_per_1000(result)}
+    if parts["machine"] is not None:
+        parts["rest"] = parts["machine"] - sum(v for k, v in parts.items()
+                                               if k != "machine" and v is not None)
+    return parts
+
+
 def table(results, kind):
     rows = [r for r in results if r["kind"] == kind]
     head = ("| contender | body | concurrency | req/s | p50 ms | p99 ms | p99.9 ms | errors "
-            "| RSS peak MiB | CPU s / 1000 req | load gen CPU % |")
-    lines = [head, "| " + " | ".join(["---"] * 11) + " |"]
+            "| RSS peak MiB | CPU s / 1000 req | broker CPU s / 1000 req "
+            "| machine CPU s / 1000 req | load gen CPU % |")
+    lines = [head, "| " + " | ".join(["---"] * 13) + " |"]
     for r in rows:
         latency = r["latency"]
         concurrency = str(r["concurrency"])
@@ -609,7 +661,8 @@ def table(results, kind):
             r["contender"], r["body"], concurrency, fmt(r["throughput"]),
             fmt(latency["p50_ms"], 2), fmt(latency["p99_ms"], 2), fmt(latency["p999_ms"], 2),
             errors, fmt(mib((r.get("process") or {}).get("rss_peak_kib"))),
-            fmt(cpu_per_1000(r), 3), fmt(load_cpu_percent(r), 0),
+            fmt(cpu_per_1000(r), 3), fmt(broker_cpu_per_1000(r), 3),
+            fmt(machine_cpu_per_1000(r), 3), fmt(load_cpu_percent(r), 0),
         ]) + " |")
     return "\n".join(lines)
 
@@ -641,7 +694,8 @@ def report_markdown(run, info, facts, smoke):
         target = " (target: ≤ 25 ms)" if name == "hookbridge" else ""
         lines.append(f"| {name} p99 at half its peak, open loop ({fmt(h['rate'], 0)} req/s offered, "
                      f"{fmt(h['throughput'], 0)} served) | {fmt(h['p99_ms'], 2)} ms{target} |")
-    lines += ["", "## Closed loop, ~1.9 KB bodies", "", table(run.results, "closed"), ""]
+    lines += [""] + cpu_section(s)
+    lines += ["## Closed loop, ~1.9 KB bodies", "", table(run.results, "closed"), ""]
     lines += ["![throughput and p99 against concurrency](benchmarks.png)", ""]
     lines += ["## Open loop at half of each contender's own peak", "",
               "Constant rate over the given connections; latency counted from each request's due "
@@ -659,7 +713,7 @@ def report_markdown(run, info, facts, smoke):
                      f"| {fmt(f.get('rss_end_mib'))} | {fmt(f.get('shutdown_ms'), 0)} "
                      f"| {f.get('answered_200', '–')} | {f.get('records', '–')} "
                      f"| {f.get('record_value_bytes') or '–'} |")
-    lines += ["", "## Conditions", ""]
+    lines += ["", notes(run, s, facts), "## Conditions", ""]
     plan = run.plan
     lines += [f"- Closed loop: concurrency {', '.join(map(str, plan['levels']))}, "
               f"{plan['duration']:g} s each after a {plan['warmup']:g} s warm-up; open loop "
@@ -683,6 +737,160 @@ def report_markdown(run, info, facts, smoke):
               "Absolute figures vary from machine to machine (and with whatever else runs); the "
               "ratios between contenders measured in the same run are what carry over.", ""]
     return "\n".join(lines)
+
+
+def cpu_section(s):
+    """Where the machine's CPU goes at each contender's peak, and what separates hookbridge's
+    cost per request from the two ceilings' together (what the combined ceiling assumes)."""
+    peaks = s["peaks"]
+    lines = ["## Where the machine's CPU goes at each peak", "",
+             "CPU milliseconds per request at each contender's closed-loop peak: the whole "
+             "machine (from `/proc/stat`, sampled inside the load's window), the contender's own "
+             "processes, the Kafka broker, the load generator, and the rest (the schema registry, "
+             "kernel work outside these processes, anything else running). A contender is at its "
+             "peak when the machine is busy; the combined ceiling assumes a request costs what "
+             "one request of each ceiling costs.", "",
+             "| contender | concurrency | req/s | machine busy, cores | machine ms / req "
+             "| contender ms / req | broker ms / req | load gen ms / req | rest ms / req |",
+             "| " + " | ".join(["---"] * 9) + " |"]
+    for name in CONTENDERS:
+        p = peaks.get(name)
+        if p is None:
+            continue
+        c = p["cost"]
+        lines.append("| " + " | ".join([
+            name, str(p["concurrency"]), fmt(p["throughput"]), fmt(p["busy_cores"], 2),
+            fmt(c["machine"], 3), fmt(c["contender"], 3), fmt(c["broker"], 3), fmt(c["load"], 3),
+            fmt(c.get("rest"), 3)]) + " |")
+    lines.append("")
+    http, produce, hb = (peaks.get(n, {}).get("cost", {}) for n in
+                         ("ceiling-http", "ceiling-produce", "hookbridge"))
+    needed = ("machine", "contender", "broker")
+    if all(d.get(k) is not None for d in (http, produce, hb) for k in needed):
+        both = http["machine"] + produce["machine"]
+        lines += [
+            f"Both ceilings at their peaks together: {both:.3f} ms of machine CPU per request. "
+            f"hookbridge at its peak: {hb['machine']:.3f} ms, {hb['machine'] / both:.2f} times as "
+            f"much. Of the difference, its own process takes {hb['contender']:.3f} ms against "
+            f"{http['contender'] + produce['contender']:.3f} for the two ceiling programs; the "
+            f"broker {hb['broker']:.3f} ms per record against {produce['broker']:.3f} at the "
+            "produce ceiling's peak (its cost follows produce requests more than records, so "
+            "it falls as batches grow)"
+            + (f"; the load generator {hb['load']:.3f} against {http['load']:.3f}"
+               if hb.get("load") is not None and http.get("load") is not None else "")
+            + ".", ""]
+    by_level = s.get("combined_by_level") or {}
+    rows = by_level
+    hb_levels = s.get("hookbridge_by_level") or {}
+    if rows and hb_levels:
+        lines += ["The combined ceiling with both ceilings measured at the same concurrency as "
+                  "hookbridge (the summary's uses each ceiling's best level):", "",
+                  "| concurrency | combined ceiling at that level, req/s | hookbridge req/s "
+                  "| hookbridge / combined |", "| --- | --- | --- | --- |"]
+        for level, combined in rows.items():
+            if level in hb_levels:
+                lines.append(f"| {level} | {fmt(combined)} | {fmt(hb_levels[level])} "
+                             f"| {hb_levels[level] / combined:.2f} |")
+        lines.append("")
+    return lines
+
+
+NOTES = BENCH / "notes.md"
+# The share of hookbridge's own CPU that only it does (parse, Avro, metrics, timers, budget),
+# from the profile bench/notes.md quotes; update both together.
+OWN_SHARE = 0.23
+
+
+def notes(run, s, facts):
+    """bench/notes.md (why the ratio is what it is, and scaling out) with this run's figures;
+    a figure the run did not measure shows as a dash."""
+    import math
+    import string
+
+    values = {}
+    peaks = s["peaks"]
+    hb_peak = peaks.get("hookbridge")
+    cost = {n: peaks.get(n, {}).get("cost", {}) for n in CONTENDERS}
+    hb, http, produce = cost["hookbridge"], cost["ceiling-http"], cost["ceiling-produce"]
+
+    def put(key, value, digits=3):
+        if value is not None:
+            values[key] = value if isinstance(value, str) else f"{value:,.{digits}f}"
+
+    values["partitions"] = str(TOPIC_PARTITIONS)
+    put("ratio", (s.get("ratios") or {}).get("hookbridge"), 2)
+    for name, key in (("ceiling-http", "http_conc"), ("ceiling-produce", "produce_conc"),
+                      ("hookbridge", "hb_conc")):
+        if name in peaks:
+            values[key] = str(peaks[name]["concurrency"])
+    if hb_peak:
+        put("hb_peak_round", round(hb_peak["throughput"], -2), 0)
+        combined = (s.get("combined_by_level") or {}).get(hb_peak["concurrency"])
+        put("same_level_combined", combined, 0)
+        put("same_level_ratio", hb_peak["throughput"] / combined if combined else None, 2)
+        at_peak = [r for r in run.results if r["kind"] == "closed" and r["contender"] == "hookbridge"
+                   and r["concurrency"] == hb_peak["concurrency"]]
+        if at_peak:
+            put("hb_p50", at_peak[0]["latency"]["p50_ms"], 1)
+    put("hb_machine", hb.get("machine"))
+    if hb_peak:
+        put("hb_busy", hb_peak.get("busy_cores"), 2)
+        at = [r for r in run.results if r["kind"] == "closed" and r["contender"] == "hookbridge"
+              and r["concurrency"] == hb_peak["concurrency"]]
+        cores = busy_cores_of(at[0], "broker_cpu_s") if at else None
+        put("hb_broker_cores", None if cores is None else
+            f"{cores:.2f} cores ({hb_peak['throughput']:,.0f} records/s)")
+    if hb.get("machine") and hb.get("contender"):
+        cut = OWN_SHARE * hb["contender"]
+        put("own_cut", cut / hb["machine"] * 100, 0)
+        ratio = (s.get("ratios") or {}).get("hookbridge")
+        put("ratio_without_own", ratio * hb["machine"] / (hb["machine"] - cut) if ratio else None, 2)
+    put("hb_proc", hb.get("contender"))
+    put("hb_broker", hb.get("broker"))
+    put("hb_load", hb.get("load"))
+    put("http_load", http.get("load"))
+    put("produce_broker", produce.get("broker"))
+    if http.get("machine") is not None and produce.get("machine") is not None:
+        both = http["machine"] + produce["machine"]
+        put("both_machine", both)
+        put("machine_times", hb["machine"] / both if hb.get("machine") else None, 1)
+    if http.get("contender") is not None and produce.get("contender") is not None:
+        put("ceiling_procs", http["contender"] + produce["contender"])
+    levels = [f"{busy_cores_of(r, 'broker_cpu_s'):.2f} cores at {r['concurrency']} records in "
+              f"flight ({r['throughput']:,.0f} records/s)"
+              for r in run.results if r["kind"] == "closed" and r["contender"] == "ceiling-produce"
+              and r["concurrency"] >= 32 and busy_cores_of(r, "broker_cpu_s") is not None]
+    if levels:
+        values["produce_broker_levels"] = ", ".join(levels)
+    record_bytes = facts.get("hookbridge", {}).get("record_value_bytes")
+    put("record_bytes", record_bytes, 0)
+    if record_bytes:
+        put("mb_10k", 10_000 * record_bytes / 1e6, 0)
+    half = [r for r in run.results if r["kind"] == "open" and r["contender"] == "hookbridge"]
+    if half:
+        h = half[0]
+        put("half_p99", h["latency"]["p99_ms"], 1)
+        put("inflight_half", h["throughput"] * h["latency"]["mean_ms"] / 1000, 0)
+        op = cpu_per_1000(h)
+        put("op_cpu", op)
+        if op:
+            per_core = 1000 / op
+            put("per_core_op", round(per_core, -2), 0)
+            pod_rate = 2 * 0.7 * per_core
+            put("pod_rate", round(pod_rate, -2), 0)
+            put("pods_10k", math.ceil(10_000 / pod_rate) + 1, 0)
+    if hb.get("contender"):
+        put("per_core_peak", round(1000 / hb["contender"], -2), 0)
+    names = {m.group("named") for m in string.Template.pattern.finditer(NOTES.read_text())
+             if m.group("named")}
+    return string.Template(NOTES.read_text()).substitute({n: values.get(n, "–") for n in names})
+
+
+def busy_cores_of(result, field):
+    process = result.get("process") or {}
+    if process.get(field) is None or not process.get("window_s"):
+        return None
+    return process[field] / process["window_s"]
 
 
 def hookbridge_path(run):
