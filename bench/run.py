@@ -637,8 +637,10 @@ def costs(result):
     parts = {"machine": machine_cpu_per_1000(result), "contender": cpu_per_1000(result),
              "broker": broker_cpu_per_1000(result), "load": load_cpu_per_1000(result)}
     if parts["machine"] is not None:
-        parts["rest"] = parts["machine"] - sum(v for k, v in parts.items()
-                                               if k != "machine" and v is not None)
+        rest = parts["machine"] - sum(v for k, v in parts.items()
+                                      if k != "machine" and v is not None)
+        # Samples taken a few microseconds apart can leave a rounding's worth below zero.
+        parts["rest"] = 0.0 if -0.0005 < rest < 0 else rest
     return parts
 
 
@@ -747,9 +749,11 @@ def cpu_section(s):
              "CPU milliseconds per request at each contender's closed-loop peak: the whole "
              "machine (from `/proc/stat`, sampled inside the load's window), the contender's own "
              "processes, the Kafka broker, the load generator, and the rest (the schema registry, "
-             "kernel work outside these processes, anything else running). A contender is at its "
-             "peak when the machine is busy; the combined ceiling assumes a request costs what "
-             "one request of each ceiling costs.", "",
+             "kernel work outside these processes, anything else running). At its peak a contender "
+             "usually keeps the machine busy (the busy cores column); the combined ceiling "
+             "assumes a request costs what one request of each ceiling costs. `/proc` counts "
+             "CPU in clock ticks (10 ms), so over a short window the rest can come out slightly "
+             "below zero.", "",
              "| contender | concurrency | req/s | machine busy, cores | machine ms / req "
              "| contender ms / req | broker ms / req | load gen ms / req | rest ms / req |",
              "| " + " | ".join(["---"] * 9) + " |"]
@@ -774,8 +778,8 @@ def cpu_section(s):
             f"much. Of the difference, its own process takes {hb['contender']:.3f} ms against "
             f"{http['contender'] + produce['contender']:.3f} for the two ceiling programs; the "
             f"broker {hb['broker']:.3f} ms per record against {produce['broker']:.3f} at the "
-            "produce ceiling's peak (its cost follows produce requests more than records, so "
-            "it falls as batches grow)"
+            "produce ceiling's peak (the broker's CPU changes little with the rate, so its "
+            "share per record falls as the rate grows)"
             + (f"; the load generator {hb['load']:.3f} against {http['load']:.3f}"
                if hb.get("load") is not None and http.get("load") is not None else "")
             + ".", ""]
@@ -959,6 +963,21 @@ def check_smoke(run, markdown_path, png_path):
     return problems
 
 
+def rerender(args, out):
+    """The report of an earlier run from its results.json, with the report code as it is now."""
+    raw = json.loads(Path(args.from_results).read_text())
+    for key, value in raw.get("args", {"contenders": list(raw["contenders"])}).items():
+        setattr(args, key, value)
+    run = Run.__new__(Run)  # no new run: no token, topics or work directory
+    run.args, run.plan, run.profile = args, raw["plan"], raw["profile"]
+    run.results, run.contenders = raw["results"], raw["contenders"]
+    markdown_path, png_path = out / "benchmarks.md", out / "benchmarks.png"
+    markdown_path.write_text(report_markdown(run, raw["info"], run.contenders, raw["smoke"]))
+    plot(run, png_path)
+    log(f"report of {args.from_results} written again: {markdown_path}, {png_path}")
+    return 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--smoke", action="store_true", help="a tiny pass; asserts every contender answered 200s")
@@ -988,6 +1007,9 @@ def main():
         "SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081/apis/ccompat/v7"))
     parser.add_argument("--ready-timeout", type=float, default=120.0)
     parser.add_argument("--keep-topics", action="store_true", help="leave the run's topics in Kafka")
+    parser.add_argument("--from-results", metavar="RESULTS_JSON",
+                        help="no load: write the report and plot again from an earlier run's "
+                        "results.json (after a change to the report's code or bench/notes.md)")
     args = parser.parse_args()
     args.contenders = [c.strip() for c in args.contenders.split(",") if c.strip()]
     unknown = set(args.contenders) - set(CONTENDERS)
@@ -1000,6 +1022,8 @@ def main():
         args.workdir = args.out if args.smoke else str(BENCH / "out" / stamp)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if args.from_results:
+        return rerender(args, out)
 
     # 1024 connections on each side, plus Kafka's: more than a default soft limit of 1024.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -1020,7 +1044,9 @@ def main():
     finally:
         run.cleanup()
     raw = {"info": info, "plan": run.plan, "contenders": run.contenders, "results": run.results,
-           "summary": summary(run), "smoke": args.smoke, "profile": run.profile}
+           "summary": summary(run), "smoke": args.smoke, "profile": run.profile,
+           "args": {"contenders": args.contenders, "load_threads": args.load_threads,
+                    "peer_workers": args.peer_workers, "hookbridge_bin": args.hookbridge_bin}}
     (run.workdir / "results.json").write_text(json.dumps(raw, indent=2))
     if failure is not None:
         log(f"FAILED: {failure}")
