@@ -25,11 +25,13 @@ bench/.venv (bench/setup.sh). Raw results and contender logs go to the work dire
 import argparse
 import datetime
 import json
+import math
 import os
 import resource
 import secrets
 import signal
 import socket
+import string
 import subprocess
 import sys
 import tempfile
@@ -639,7 +641,7 @@ def costs(result):
     if parts["machine"] is not None:
         rest = parts["machine"] - sum(v for k, v in parts.items()
                                       if k != "machine" and v is not None)
-        # Samples taken a few microseconds apart can leave a rounding's worth below zero.
+        # Clock-tick rounding can leave the rest a hair below zero: shown as 0, not -0.000.
         parts["rest"] = 0.0 if -0.0005 < rest < 0 else rest
     return parts
 
@@ -784,14 +786,13 @@ def cpu_section(s):
                if hb.get("load") is not None and http.get("load") is not None else "")
             + ".", ""]
     by_level = s.get("combined_by_level") or {}
-    rows = by_level
     hb_levels = s.get("hookbridge_by_level") or {}
-    if rows and hb_levels:
+    if by_level and hb_levels:
         lines += ["The combined ceiling with both ceilings measured at the same concurrency as "
                   "hookbridge (the summary's uses each ceiling's best level):", "",
                   "| concurrency | combined ceiling at that level, req/s | hookbridge req/s "
                   "| hookbridge / combined |", "| --- | --- | --- | --- |"]
-        for level, combined in rows.items():
+        for level, combined in by_level.items():
             if level in hb_levels:
                 lines.append(f"| {level} | {fmt(combined)} | {fmt(hb_levels[level])} "
                              f"| {hb_levels[level] / combined:.2f} |")
@@ -808,9 +809,6 @@ OWN_SHARE = 0.23
 def notes(run, s, facts):
     """bench/notes.md (why the ratio is what it is, and scaling out) with this run's figures;
     a figure the run did not measure shows as a dash."""
-    import math
-    import string
-
     values = {}
     peaks = s["peaks"]
     hb_peak = peaks.get("hookbridge")
