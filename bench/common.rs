@@ -412,6 +412,53 @@ mod tests {
     use super::*;
 
     #[test]
+    fn brokers_are_found_by_their_main_class_argument_only() {
+        let spawn = |main_class: &str| {
+            std::process::Command::new("sh")
+                .args(["-c", "sleep 30", main_class])
+                .spawn()
+                .expect("sh starts")
+        };
+        let (mut broker, mut lookalike) = (spawn("kafka.Kafka"), spawn("kafka.Kafkaesque"));
+        // Until a child has exec'd, its command line is this test binary's.
+        for child in [&broker, &lookalike] {
+            let started = Instant::now();
+            while !std::fs::read(format!("/proc/{}/cmdline", child.id()))
+                .is_ok_and(|argv| argv.windows(8).any(|w| w == b"sleep 30"))
+            {
+                assert!(
+                    started.elapsed() < Duration::from_secs(10),
+                    "sh never started"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        let found = broker_pids();
+        let (broker_pid, lookalike_pid) = (broker.id(), lookalike.id());
+        for child in [&mut broker, &mut lookalike] {
+            child.kill().expect("the child is ours to kill");
+            child.wait().expect("the killed child is reaped");
+        }
+        assert!(found.contains(&broker_pid), "{found:?} lacks {broker_pid}");
+        assert!(
+            !found.contains(&lookalike_pid),
+            "{found:?} holds {lookalike_pid}"
+        );
+    }
+
+    #[test]
+    fn the_machine_busy_time_grows_while_this_process_works() {
+        let before = machine_busy_ticks();
+        let started = Instant::now();
+        let mut x = 0u64;
+        while started.elapsed() < Duration::from_millis(100) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        // 100 ms of one core is 10 ticks at 100 Hz; scheduling may give it less, never none.
+        assert!(machine_busy_ticks() > before);
+    }
+
+    #[test]
     fn bodies_have_their_set_size_and_verify() {
         for set in [BodySet::Small, BodySet::Large256k, BodySet::Large2m] {
             let bodies = bodies(set, "t0ken");
