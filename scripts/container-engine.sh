@@ -177,10 +177,14 @@ start_service() {
   podman_env
   printf '\n===== %s podman system service =====\n' "$(date -u +%FT%TZ)" >>"$SERVICE_LOG"
   setsid nohup podman system service --time=0 "$OUR_HOST" >>"$SERVICE_LOG" 2>&1 </dev/null &
-  echo $! >"$SERVICE_PID"
+  local child=$!
+  echo "$child" >"$SERVICE_PID"
   local deadline=$((SECONDS + ENGINE_TIMEOUT))
   until our_engine_answers; do
-    pid_alive "$SERVICE_PID" "system service" >/dev/null \
+    # The child itself, not its command line: until it has exec'd podman (setsid and nohup
+    # exec in the same process), its command line is still this script's, and on a busy
+    # machine that moment is long enough to be seen.
+    kill -0 "$child" 2>/dev/null \
       || { tail -n 30 "$SERVICE_LOG" >&2; die "podman system service exited (log $SERVICE_LOG)"; }
     [ "$SECONDS" -lt "$deadline" ] || { tail -n 30 "$SERVICE_LOG" >&2; die "the API did not answer on $SOCK within ${ENGINE_TIMEOUT} s"; }
     sleep 0.3
