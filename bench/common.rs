@@ -303,7 +303,11 @@ pub fn memory_kib(pids: &[u32]) -> (u64, u64) {
 /// `/proc/stat`'s first line (idle and iowait are waiting, steal is the hypervisor's, guest is
 /// already inside user).
 pub fn machine_busy_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    busy_ticks(&std::fs::read_to_string("/proc/stat").unwrap_or_default())
+}
+
+/// The busy ticks of [`machine_busy_ticks`] from the text of `/proc/stat`.
+fn busy_ticks(stat: &str) -> u64 {
     let fields: Vec<u64> = stat
         .lines()
         .next()
@@ -444,6 +448,13 @@ mod tests {
             !found.contains(&lookalike_pid),
             "{found:?} holds {lookalike_pid}"
         );
+    }
+
+    #[test]
+    fn busy_time_is_user_nice_system_irq_and_softirq() {
+        // user nice system idle iowait irq softirq steal guest guest_nice
+        let stat = "cpu  1 2 4 1000 2000 8 16 4000 32 64\ncpu0 9 9 9 9 9 9 9 9 9 9\n";
+        assert_eq!(busy_ticks(stat), 1 + 2 + 4 + 8 + 16);
     }
 
     #[test]

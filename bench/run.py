@@ -544,11 +544,7 @@ def versions():
 
 
 def cpu_per_1000(result):
-    process = result.get("process") or {}
-    answered = result["ok"] + result["errors"]
-    if not answered or "cpu_s" not in process:
-        return None
-    return process["cpu_s"] / answered * 1000
+    return per_1000(result, "cpu_s")
 
 
 def per_1000(result, field):
@@ -572,11 +568,17 @@ def load_cpu_per_1000(result):
     return None if result["contender"] == "ceiling-produce" else per_1000(result, "load_cpu_s")
 
 
-def load_cpu_percent(result):
+def per_second(result, field):
+    """One of the window's CPU figures as cores busy (CPU seconds per second)."""
     process = result.get("process") or {}
-    if result["contender"] == "ceiling-produce" or not process.get("window_s"):
+    if process.get(field) is None or not process.get("window_s"):
         return None
-    return process["load_cpu_s"] / process["window_s"] * 100
+    return process[field] / process["window_s"]
+
+
+def load_cpu_percent(result):
+    cores = per_second(result, "load_cpu_s")
+    return None if result["contender"] == "ceiling-produce" or cores is None else cores * 100
 
 
 def mib(kib):
@@ -598,7 +600,9 @@ def summary(run):
             peaks[r["contender"]] = r
     out = {"peaks": {k: {"throughput": v["throughput"], "concurrency": v["concurrency"],
                          "rss_peak_mib": mib((v.get("process") or {}).get("rss_peak_kib")),
-                         "busy_cores": busy_cores(v),
+                         "busy_cores": per_second(v, "machine_cpu_s"),
+                         "broker_cores": per_second(v, "broker_cpu_s"),
+                         "p50_ms": v["latency"]["p50_ms"],
                          "cost": costs(v)}
                      for k, v in peaks.items()}}
     # The same formula at each concurrency level: both ceilings with as many requests in
@@ -606,8 +610,7 @@ def summary(run):
     by_level = {}
     for r in closed:
         by_level.setdefault(r["concurrency"], {})[r["contender"]] = r["throughput"]
-    out["hookbridge_by_level"] = {r["concurrency"]: r["throughput"] for r in closed
-                                  if r["contender"] == "hookbridge"}
+    out["by_level"] = dict(sorted(by_level.items()))
     out["combined_by_level"] = {
         level: 1 / (1 / row["ceiling-http"] + 1 / row["ceiling-produce"])
         for level, row in sorted(by_level.items())
@@ -625,10 +628,6 @@ def summary(run):
                                          "p999_ms": r["latency"]["p999_ms"]}
                         for r in run.results if r["kind"] == "open"}
     return out
-
-
-def busy_cores(result):
-    return busy_cores_of(result, "machine_cpu_s")
 
 
 def costs(result):
@@ -769,24 +768,9 @@ def cpu_section(s):
             fmt(c["machine"], 3), fmt(c["contender"], 3), fmt(c["broker"], 3), fmt(c["load"], 3),
             fmt(c.get("rest"), 3)]) + " |")
     lines.append("")
-    http, produce, hb = (peaks.get(n, {}).get("cost", {}) for n in
-                         ("ceiling-http", "ceiling-produce", "hookbridge"))
-    needed = ("machine", "contender", "broker")
-    if all(d.get(k) is not None for d in (http, produce, hb) for k in needed):
-        both = http["machine"] + produce["machine"]
-        lines += [
-            f"Both ceilings at their peaks together: {both:.3f} ms of machine CPU per request. "
-            f"hookbridge at its peak: {hb['machine']:.3f} ms, {hb['machine'] / both:.2f} times as "
-            f"much. Of the difference, its own process takes {hb['contender']:.3f} ms against "
-            f"{http['contender'] + produce['contender']:.3f} for the two ceiling programs; the "
-            f"broker {hb['broker']:.3f} ms per record against {produce['broker']:.3f} at the "
-            "produce ceiling's peak (the broker's CPU changes little with the rate, so its "
-            "share per record falls as the rate grows)"
-            + (f"; the load generator {hb['load']:.3f} against {http['load']:.3f}"
-               if hb.get("load") is not None and http.get("load") is not None else "")
-            + ".", ""]
     by_level = s.get("combined_by_level") or {}
-    hb_levels = s.get("hookbridge_by_level") or {}
+    hb_levels = {level: row["hookbridge"] for level, row in s["by_level"].items()
+                 if "hookbridge" in row}
     if by_level and hb_levels:
         lines += ["The combined ceiling with both ceilings measured at the same concurrency as "
                   "hookbridge (the summary's uses each ceiling's best level):", "",
@@ -830,18 +814,12 @@ def notes(run, s, facts):
         combined = (s.get("combined_by_level") or {}).get(hb_peak["concurrency"])
         put("same_level_combined", combined, 0)
         put("same_level_ratio", hb_peak["throughput"] / combined if combined else None, 2)
-        at_peak = [r for r in run.results if r["kind"] == "closed" and r["contender"] == "hookbridge"
-                   and r["concurrency"] == hb_peak["concurrency"]]
-        if at_peak:
-            put("hb_p50", at_peak[0]["latency"]["p50_ms"], 1)
-    put("hb_machine", hb.get("machine"))
-    if hb_peak:
-        put("hb_busy", hb_peak.get("busy_cores"), 2)
-        at = [r for r in run.results if r["kind"] == "closed" and r["contender"] == "hookbridge"
-              and r["concurrency"] == hb_peak["concurrency"]]
-        cores = busy_cores_of(at[0], "broker_cpu_s") if at else None
+        put("hb_p50", hb_peak["p50_ms"], 1)
+        put("hb_busy", hb_peak["busy_cores"], 2)
+        cores = hb_peak["broker_cores"]
         put("hb_broker_cores", None if cores is None else
             f"{cores:.2f} cores ({hb_peak['throughput']:,.0f} records/s)")
+    put("hb_machine", hb.get("machine"))
     if hb.get("machine") and hb.get("contender"):
         cut = OWN_SHARE * hb["contender"]
         put("own_cut", cut / hb["machine"] * 100, 0)
@@ -858,10 +836,10 @@ def notes(run, s, facts):
         put("machine_times", hb["machine"] / both if hb.get("machine") else None, 1)
     if http.get("contender") is not None and produce.get("contender") is not None:
         put("ceiling_procs", http["contender"] + produce["contender"])
-    levels = [f"{busy_cores_of(r, 'broker_cpu_s'):.2f} cores at {r['concurrency']} records in "
+    levels = [f"{per_second(r, 'broker_cpu_s'):.2f} cores at {r['concurrency']} records in "
               f"flight ({r['throughput']:,.0f} records/s)"
               for r in run.results if r["kind"] == "closed" and r["contender"] == "ceiling-produce"
-              and r["concurrency"] >= 32 and busy_cores_of(r, "broker_cpu_s") is not None]
+              and r["concurrency"] >= 32 and per_second(r, "broker_cpu_s") is not None]
     if levels:
         values["produce_broker_levels"] = ", ".join(levels)
     record_bytes = facts.get("hookbridge", {}).get("record_value_bytes")
@@ -883,16 +861,8 @@ def notes(run, s, facts):
             put("pods_10k", math.ceil(10_000 / pod_rate) + 1, 0)
     if hb.get("contender"):
         put("per_core_peak", round(1000 / hb["contender"], -2), 0)
-    names = {m.group("named") for m in string.Template.pattern.finditer(NOTES.read_text())
-             if m.group("named")}
-    return string.Template(NOTES.read_text()).substitute({n: values.get(n, "–") for n in names})
-
-
-def busy_cores_of(result, field):
-    process = result.get("process") or {}
-    if process.get(field) is None or not process.get("window_s"):
-        return None
-    return process[field] / process["window_s"]
+    template = string.Template(NOTES.read_text())
+    return template.substitute({n: values.get(n, "–") for n in template.get_identifiers()})
 
 
 def hookbridge_path(run):
