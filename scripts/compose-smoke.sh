@@ -131,8 +131,12 @@ lap; say "webhook accepted: $BODY ($LAP)"
 # read it back as a consumer team would: published Kafka port + AvroDeserializer + published registry
 KAFKA_BOOTSTRAP_SERVERS="127.0.0.1:$KAFKA_HOST_PORT" \
 SCHEMA_REGISTRY_URL="http://127.0.0.1:$REGISTRY_HOST_PORT/apis/ccompat/v7" \
-  timeout 120 "$PY" scripts/consume.py sendbird.group_channel --from-beginning --max 1 --idle-seconds 60 \
-  >"$OUT/consumed.json" 2>"$OUT/consume.err" || { cat "$OUT/consume.err" >&2; die "consume.py failed"; }
+  timeout -k 5 130 "$PY" scripts/consume.py sendbird.group_channel --from-beginning --max 1 --idle-seconds 60 \
+  --timeout-seconds 110 --verbose >"$OUT/consumed.json" 2>"$OUT/consume.err" || {
+  rc=$?
+  cat "$OUT/consume.err" >&2
+  die "consume.py failed (exit $rc; its steps are above)"
+}
 "$PY" - "$OUT/consumed.json" "$EVENT_ID" "$FIXTURE" <<'EOF' || die "the record read back does not match (see $OUT/consumed.json)"
 import json, sys
 text = open(sys.argv[1]).read()

@@ -141,6 +141,16 @@ pid_of() { # pid_of PIDFILE MARKER -> prints the pid if it is alive and its comm
   printf '%s' "$pid"
 }
 
+# started_alive PIDFILE: the process this script just started (and wrote to PIDFILE) still runs.
+# While it starts, not by its command line: until setsid and nohup have exec'd java in the same
+# process, its command line is still this script's, and a busy machine can show that moment
+# (the same race failed container-engine.sh's start once on CI).
+started_alive() {
+  local pid
+  pid="$(cat "$1" 2>/dev/null || true)"
+  [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null
+}
+
 port_open() { timeout 2 bash -c ": </dev/tcp/$1/$2" 2>/dev/null; }
 
 stop_pid() { # stop_pid NAME PIDFILE MARKER
@@ -283,9 +293,9 @@ kafka_launch() { # starts the broker in the background; prints the log offset th
 }
 
 kafka_wait() { # waits for the port and the "Kafka Server started" line written after KAFKA_LOG_OFFSET
-  local deadline=$((SECONDS + STACK_TIMEOUT)) pid
+  local deadline=$((SECONDS + STACK_TIMEOUT))
   while :; do
-    if ! pid="$(pid_of "$KAFKA_PID" "$KAFKA_MARKER")"; then
+    if ! started_alive "$KAFKA_PID"; then
       rm -f "$KAFKA_PID"
       fail_with_log "Kafka exited during start-up" "$KAFKA_LOG"
     fi
@@ -357,7 +367,7 @@ registry_launch() {
 registry_wait() {
   local deadline=$((SECONDS + STACK_TIMEOUT))
   while :; do
-    if ! registry_running; then
+    if ! started_alive "$REGISTRY_PID"; then
       rm -f "$REGISTRY_PID"
       fail_with_log "Apicurio Registry exited during start-up" "$REGISTRY_LOG"
     fi
