@@ -608,6 +608,9 @@ fn events_markdown(providers: &[&dyn Provider]) -> String {
     for provider in providers {
         let entries = provider.catalogue();
         if entries.is_empty() {
+            if let Some(note) = provider.catalogue_note() {
+                out.push_str(&format!("\n## {}\n\n{note}", provider.name()));
+            }
             continue;
         }
         out.push_str(&format!(

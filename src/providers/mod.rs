@@ -184,6 +184,11 @@ pub trait Provider: Sync + 'static {
     fn catalogue(&self) -> Vec<CatalogueEntry> {
         Vec::new()
     }
+    /// What the catalogue says, in words, of a provider that has no list of types (its types
+    /// are the sender's own); `None` when it has a list.
+    fn catalogue_note(&self) -> Option<&'static str> {
+        None
+    }
     /// The running source.
     fn source(
         &self,

@@ -99,5 +99,36 @@ fn every_category_in_the_json_catalogue_has_family_topic_and_key() {
             "{legacy} missing"
         );
     }
-    assert!(categories >= sendbird.len());
+    let stream = providers["stream"].as_array().expect("stream listed");
+    for event_type in [
+        "message.new",
+        "reaction.new",
+        "member.added",
+        "channel.created",
+        "user.banned",
+    ] {
+        assert!(
+            stream.iter().any(|e| e["category"] == event_type),
+            "stream {event_type} missing"
+        );
+    }
+    assert_eq!(
+        providers["standard"].as_array().map(Vec::len),
+        Some(0),
+        "standard's types are the sender's own"
+    );
+    assert!(categories >= sendbird.len() + stream.len());
+}
+
+#[test]
+fn a_provider_without_a_list_of_types_is_described_in_words() {
+    let markdown = events("markdown");
+    let standard = markdown
+        .split_once("\n## standard\n\n")
+        .map(|(_, rest)| rest)
+        .expect("a standard section");
+    assert!(
+        standard.starts_with("Event types are the sender's own") && standard.contains(".events"),
+        "{standard}"
+    );
 }

@@ -64,6 +64,17 @@ impl Provider for Standard {
         SigningSecret::parse(secret).map(|s| s.key())
     }
 
+    fn catalogue_note(&self) -> Option<&'static str> {
+        Some(
+            "Event types are the sender's own, so there is no list. Every event goes to\n\
+             `<source id>.events` (the prefix defaults to the source's id and a dot) unless a\n\
+             `routes` entry matches its type. The type is read at `event_type_pointer` (default\n\
+             `/type`) and the key at `key_pointer` (no key when unset); `occurred_at` is the\n\
+             `webhook-timestamp` header (s, as ms). The record's typed fields are `key` and\n\
+             `data` (the JSON text of the body's `data` member).\n",
+        )
+    }
+
     fn check_source(
         &self,
         setting: &str,

@@ -3,9 +3,10 @@
 //! and the signature covers the JSON before compression. `X-Webhook-Id`, kept across retries, is
 //! the event id. Event types go to one topic per entity family, keyed by channel (`cid`). The
 //! lenient typed view of a payload is in [`event`], routing in [`routing`], the record in
-//! [`avro`]. Sources: docs/research/providers.md part A.
+//! [`avro`], the documented types in [`catalogue`]. Sources: docs/research/providers.md part A.
 
 pub mod avro;
+pub mod catalogue;
 pub mod event;
 pub mod routing;
 
@@ -159,6 +160,14 @@ impl Provider for Stream {
                 dlq: router.dlq_topic().clone(),
             }),
         )
+    }
+
+    /// The documented types ([`catalogue::KNOWN`]) as a router with the default prefix and no
+    /// overrides treats them.
+    fn catalogue(&self) -> Vec<super::CatalogueEntry> {
+        Router::new(DEFAULT_PREFIX, Vec::new())
+            .expect("the default prefix makes valid topic names")
+            .catalogue()
     }
 
     fn source(

@@ -2,7 +2,9 @@
 //! before the first '.'), because Kafka keeps order only inside one topic; records are keyed by
 //! channel (`cid`) so one channel's events share a partition within each family topic.
 
+use super::catalogue::{KNOWN, OCCURRED_AT};
 use super::event::StreamEvent;
+use crate::providers::CatalogueEntry;
 use crate::topic::{RouteOverride, TopicName, Topics};
 
 /// The entity family of an event type; one default topic each. Also a bounded metrics label.
@@ -46,6 +48,14 @@ impl Family {
             Family::User => "user",
             Family::Reaction => "reaction",
             Family::Other => "other",
+        }
+    }
+
+    /// How [`record_key`] keys the family's events, in words.
+    pub fn key_rule(self) -> &'static str {
+        match self {
+            Family::User => "`cid`, else the `user.id`, else none",
+            _ => "`cid`, else none",
         }
     }
 }
@@ -98,6 +108,24 @@ impl Router {
     /// Where authentic but unparseable bodies go, byte for byte.
     pub fn dlq_topic(&self) -> &TopicName {
         self.topics.dlq()
+    }
+
+    /// The known types ([`KNOWN`]) as this router treats them.
+    pub fn catalogue(&self) -> Vec<CatalogueEntry> {
+        KNOWN
+            .iter()
+            .map(|known| {
+                let family = Family::of(known.event_type);
+                CatalogueEntry {
+                    category: known.event_type.to_owned(),
+                    family: family.label(),
+                    topic: self.topic_for(known.event_type).to_string(),
+                    key: family.key_rule().to_owned(),
+                    occurred_at: OCCURRED_AT.to_owned(),
+                    typed_fields: known.typed.iter().map(|f| (*f).to_owned()).collect(),
+                }
+            })
+            .collect()
     }
 }
 
