@@ -458,12 +458,15 @@ def test_sources_render_as_toml_tables(render):
     assert cfg["apps"] == [{"app_id": SENDBIRD_APP, "api_tokens_file": f"{SECRETS_DIR}/tokens/{SENDBIRD_APP}"}]
     assert cfg["sources"] == [
         {"provider": "stream", "id": "chat-eu", "secrets_file": f"{SECRETS_DIR}/sources/stream-chat-eu",
-         "topic_prefix": "stream.eu.", "api_key": "k9x2mq7dv4ab"},
+         "topic_prefix": "stream.eu.", "api_key": "k9x2mq7dv4ab",
+         "routes": [{"category": "message.*", "topic": "stream.eu.messages"},
+                    {"category": "reaction.new", "topic": "stream.eu.messages"}]},
         {"provider": "standard", "id": "billing", "secrets_file": f"{SECRETS_DIR}/sources/billing-signing-secret",
          "key_pointer": "/data/customer_id", "event_type_pointer": "/event/type", "tolerance": "2m"},
         {"provider": "sendbird", "id": "A1B2C3D4-0000-4000-8000-000000000002",
          "secrets_file": f"{SECRETS_DIR}/sources/sendbird-A1B2C3D4-0000-4000-8000-000000000002"},
     ], "optional keys only when set, secrets only by file"
+    assert "routes" not in cfg, "a source's routes stay in its table"
 
 
 def test_sources_with_an_existing_secret(render):
@@ -598,6 +601,11 @@ def test_sources_sharing_a_key_of_an_existing_secret_mount_it_once(render, tmp_p
     ({"provider": "stream", "id": "x", "secret": "typo"}, "additional properties 'secret'"),
     ({"provider": "stream", "id": "x", "secrets": ["two words"]}, "/sources/0/secrets/0"),
     ({"provider": "stream", "id": "x", "secrets": ["# comment"]}, "/sources/0/secrets/0"),
+    ({"provider": "stream", "id": "x", "routes": [{"category": "message.*"}]}, "missing property 'topic'"),
+    ({"provider": "stream", "id": "x", "routes": [{"category": "m", "topic": "a b"}]},
+     "/sources/0/routes/0/topic"),
+    ({"provider": "stream", "id": "x", "routes": [{"category": "", "topic": "t"}]},
+     "/sources/0/routes/0/category"),
 ])
 def test_schema_rejects_a_bad_source(render_error, tmp_path, source, where):
     source = {"secrets": ["s3cr3t"], **source}
