@@ -329,6 +329,25 @@ mod tests {
     }
 
     #[test]
+    fn with_a_client_certificate_the_close_names_the_certificate_as_refused() {
+        let mut https = client("https://registry.example:8081");
+        https.presents_certificate = true;
+        for detail in [
+            "client error (SendRequest): connection closed before message completed",
+            "client error (SendRequest): connection reset by peer",
+            "client error (SendRequest): broken pipe",
+        ] {
+            let explained = https.explain(detail.to_owned());
+            assert!(explained.starts_with(detail), "{explained}");
+            assert!(
+                explained.contains("refuses this way a client certificate it does not accept"),
+                "{explained}"
+            );
+            assert!(!explained.contains("when none is set"), "{explained}");
+        }
+    }
+
+    #[test]
     fn subjects_are_escaped_only_where_a_path_needs_it() {
         assert_eq!(encode("chat.group_events-value"), "chat.group_events-value");
         assert_eq!(encode("a/b c"), "a%2Fb%20c");
