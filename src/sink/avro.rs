@@ -130,6 +130,32 @@ pub fn array<S: Sink, T>(out: &mut S, items: &[T], mut write: impl FnMut(&mut S,
     long(out, 0);
 }
 
+/// For tests: reads a Confluent-framed value back with apache-avro's generic reader against
+/// `schema`, and checks that nothing is left over: the schema id and the datum.
+#[cfg(test)]
+pub fn read_framed(schema: &apache_avro::Schema, value: &[u8]) -> (u32, apache_avro::types::Value) {
+    let (id, mut datum) = split_frame(value).expect("framed");
+    let value = apache_avro::reader::datum::GenericDatumReader::builder(schema)
+        .build()
+        .expect("reader")
+        .read_value(&mut datum)
+        .expect("decodes");
+    assert!(datum.is_empty(), "trailing bytes");
+    (id, value)
+}
+
+/// For tests: [`read_framed`] for a record; the schema id and the record's fields.
+#[cfg(test)]
+pub fn read_record(
+    schema: &apache_avro::Schema,
+    value: &[u8],
+) -> (u32, Vec<(String, apache_avro::types::Value)>) {
+    match read_framed(schema, value) {
+        (id, apache_avro::types::Value::Record(fields)) => (id, fields),
+        (_, other) => panic!("not a record: {other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

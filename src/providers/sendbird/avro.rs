@@ -148,8 +148,7 @@ fn write_event(out: &mut impl Sink, r: &EventRecord<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::avro::split_frame;
-    use apache_avro::reader::datum::GenericDatumReader;
+    use crate::sink::avro::{read_framed, read_record};
     use apache_avro::types::Value;
 
     #[test]
@@ -207,17 +206,8 @@ mod tests {
             event: &event,
         };
         let bytes = EventEncoder::new().expect("schema").encode(42, &rec);
-        let (id, mut datum) = split_frame(&bytes).expect("framed");
+        let (id, fields) = read_record(event_schema().expect("schema"), &bytes);
         assert_eq!(id, 42);
-        let value = GenericDatumReader::builder(event_schema().expect("schema"))
-            .build()
-            .expect("reader")
-            .read_value(&mut datum)
-            .expect("decodes");
-        assert!(datum.is_empty(), "trailing bytes");
-        let Value::Record(fields) = value else {
-            panic!("not a record")
-        };
         let get = |name: &str| {
             fields
                 .iter()
@@ -263,16 +253,7 @@ mod tests {
         let encoder = EventEncoder::new().expect("schema");
         let bytes = encoder.encode(1, &rec);
         assert_eq!(bytes.len(), encoder.encoded_len(&rec));
-        let (_, mut datum) = split_frame(&bytes).expect("framed");
-        let value = GenericDatumReader::builder(event_schema().expect("schema"))
-            .build()
-            .expect("reader")
-            .read_value(&mut datum)
-            .expect("decodes");
-        assert!(datum.is_empty(), "trailing bytes");
-        let Value::Record(fields) = value else {
-            panic!("not a record")
-        };
+        let (_, fields) = read_record(event_schema().expect("schema"), &bytes);
         let Some((_, Value::Union(1, message))) = fields.iter().find(|(k, _)| k == "message")
         else {
             panic!("message")
@@ -368,13 +349,7 @@ mod tests {
         let encoder = EventEncoder::new().expect("schema");
         let bytes = encoder.encode(1, &rec);
         assert_eq!(bytes.len(), encoder.encoded_len(&rec));
-        let (_, mut datum) = split_frame(&bytes).expect("framed");
-        let value = GenericDatumReader::builder(event_schema().expect("schema"))
-            .build()
-            .expect("reader")
-            .read_value(&mut datum)
-            .expect("decodes");
-        assert!(datum.is_empty(), "trailing bytes");
+        let (_, value) = read_framed(event_schema().expect("schema"), &bytes);
         fn walk(path: &str, v: &Value, strings: &mut usize) {
             match v {
                 Value::String(text) if path.ends_with("metadata.k") => {

@@ -71,22 +71,11 @@ fn write_envelope(out: &mut impl Sink, e: &Envelope<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::avro::split_frame;
-    use apache_avro::reader::datum::GenericDatumReader;
+    use crate::sink::avro::read_record;
     use apache_avro::types::Value;
 
     fn decode(bytes: &[u8]) -> (u32, Vec<(String, Value)>) {
-        let (id, mut datum) = split_frame(bytes).expect("framed");
-        let value = GenericDatumReader::builder(envelope_schema().expect("schema"))
-            .build()
-            .expect("reader")
-            .read_value(&mut datum)
-            .expect("decodes");
-        assert!(datum.is_empty(), "trailing bytes");
-        let Value::Record(fields) = value else {
-            panic!("not a record")
-        };
-        (id, fields)
+        read_record(envelope_schema().expect("schema"), bytes)
     }
 
     #[test]

@@ -290,7 +290,6 @@ impl Source for StandardSource {
 mod tests {
     use std::collections::BTreeMap;
 
-    use apache_avro::reader::datum::GenericDatumReader;
     use apache_avro::types::Value;
 
     use super::*;
@@ -298,7 +297,7 @@ mod tests {
     use crate::providers::{
         DLQ_TOO_LARGE, HEADER_APP_ID, HEADER_CATEGORY, HEADER_EVENT_ID, HEADER_SOURCE, PROVIDERS,
     };
-    use crate::sink::avro::split_frame;
+    use crate::sink::avro::{read_record, split_frame};
     use crate::sink::kafka::OutRecord;
 
     const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -411,16 +410,7 @@ mod tests {
     }
 
     fn decode(value: &[u8]) -> BTreeMap<String, Value> {
-        let (_, mut datum) = split_frame(value).expect("framed");
-        let value = GenericDatumReader::builder(avro::envelope_schema().expect("schema"))
-            .build()
-            .expect("reader")
-            .read_value(&mut datum)
-            .expect("decodes");
-        assert!(datum.is_empty(), "trailing bytes");
-        let Value::Record(fields) = value else {
-            panic!("not a record")
-        };
+        let (_, fields) = read_record(avro::envelope_schema().expect("schema"), value);
         fields.into_iter().collect()
     }
 

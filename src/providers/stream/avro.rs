@@ -116,22 +116,11 @@ fn write_event(out: &mut impl Sink, r: &EventRecord<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::avro::split_frame;
-    use apache_avro::reader::datum::GenericDatumReader;
+    use crate::sink::avro::{read_record, split_frame};
     use apache_avro::types::Value;
 
     fn decode(bytes: &[u8]) -> Vec<(String, Value)> {
-        let (_, mut datum) = split_frame(bytes).expect("framed");
-        let value = GenericDatumReader::builder(event_schema().expect("schema"))
-            .build()
-            .expect("reader")
-            .read_value(&mut datum)
-            .expect("decodes");
-        assert!(datum.is_empty(), "trailing bytes");
-        let Value::Record(fields) = value else {
-            panic!("not a record")
-        };
-        fields
+        read_record(event_schema().expect("schema"), bytes).1
     }
 
     #[test]

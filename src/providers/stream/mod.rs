@@ -321,11 +321,10 @@ mod tests {
     use crate::providers::{
         DLQ_TOO_LARGE, HEADER_APP_ID, HEADER_CATEGORY, HEADER_EVENT_ID, HEADER_SOURCE,
     };
-    use crate::sink::avro::split_frame;
+    use crate::sink::avro::read_record;
 
     /// What every gzip stream starts with; the verifier decompresses exactly such bodies.
     const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-    use apache_avro::reader::datum::GenericDatumReader;
     use apache_avro::types::Value as Avro;
     use figment::value::Dict;
     use proptest::prelude::*;
@@ -399,16 +398,8 @@ mod tests {
     }
 
     fn decode(value: &[u8]) -> Vec<(String, Avro)> {
-        let (id, mut datum) = split_frame(value).expect("framed");
+        let (id, fields) = read_record(avro::event_schema().expect("schema"), value);
         assert_eq!(id, SCHEMA_ID);
-        let value = GenericDatumReader::builder(avro::event_schema().expect("schema"))
-            .build()
-            .expect("reader")
-            .read_value(&mut datum)
-            .expect("decodes");
-        let Avro::Record(fields) = value else {
-            panic!("record")
-        };
         fields
     }
 
