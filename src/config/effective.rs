@@ -12,7 +12,7 @@ pub(super) const REDACTED: &str = "[redacted]";
 
 /// librdkafka properties whose values are credentials (or embed them, like a JAAS line or an
 /// OAuth configuration string). Paths to key files (`*.location`) are not secret.
-fn is_secret_property(key: &str) -> bool {
+pub(super) fn is_secret_property(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     if key.ends_with(".location") {
         return false;
@@ -163,7 +163,7 @@ impl Config {
             .iter()
             .filter(|(key, _)| !k.property_files.contains_key(*key))
             .map(|(key, value)| {
-                let shown = if is_secret_property(key) {
+                let shown = if k.is_secret(key) {
                     REDACTED
                 } else {
                     value.expose()

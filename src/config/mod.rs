@@ -124,6 +124,14 @@ pub struct KafkaConfig {
     pub max_record_bytes: usize,
 }
 
+impl KafkaConfig {
+    /// Whether the value of librdkafka property `key` must never be shown: a credential by its
+    /// name, or any value read from a file (`kafka_property_files`).
+    pub fn is_secret(&self, key: &str) -> bool {
+        self.property_files.contains_key(key) || effective::is_secret_property(key)
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub server: ServerConfig,

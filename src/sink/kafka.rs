@@ -186,9 +186,10 @@ fn admin_config(config: &KafkaConfig) -> ClientConfig {
     cc
 }
 
-/// A librdkafka error as text without any configured property value: librdkafka quotes the
-/// value it refused ("Invalid value \"...\" for configuration property"), and values set through
-/// `kafka_properties` or `kafka_property_files` may be secrets.
+/// A librdkafka error as text without any secret property value: librdkafka quotes the value it
+/// refused ("Invalid value \"...\" for configuration property"), and credentials set through
+/// `kafka_properties` or `kafka_property_files` must not reach a log. Other values stay, so
+/// `Unsupported value "zstd" ... libzstd not available` still says what was refused.
 pub fn redacted(config: &KafkaConfig, error: &KafkaError) -> String {
     let mut text = match error {
         KafkaError::ClientConfig(_, description, key, _) => {
@@ -196,16 +197,17 @@ pub fn redacted(config: &KafkaConfig, error: &KafkaError) -> String {
         }
         other => other.to_string(),
     };
-    if let KafkaError::ClientConfig(_, _, _, value) = error
+    if let KafkaError::ClientConfig(_, _, key, value) = error
         && !value.is_empty()
+        && config.is_secret(key)
     {
         text = text.replace(value.as_str(), "[redacted]");
     }
-    for value in config.properties.values() {
+    for (key, value) in &config.properties {
         let value = value.expose();
-        // Short values ("1", "lz4") are settings, not secrets, and would blank out the message.
-        // A short secret would still be redacted above when it is the value librdkafka refused.
-        if value.len() >= 6 {
+        // A short secret would blank out unrelated words; it is still redacted above when it is
+        // the value librdkafka refused.
+        if value.len() >= 6 && config.is_secret(key) {
             text = text.replace(value, "[redacted]");
         }
     }
@@ -727,12 +729,32 @@ mod tests {
         let creation =
             KafkaError::ClientCreation("oidc with hunter2-very-secret needs curl".into());
         assert!(!redacted(&config, &creation).contains("hunter2"));
-        // And through the real librdkafka: an invalid value for a real property.
-        let config = section(&[("security.protocol", "NOT-A-PROTOCOL-s3cr3t")]);
+        // And through the real librdkafka: an invalid value for a real property, read from a
+        // file, so secret whatever its name.
+        let mut config = section(&[("security.protocol", "NOT-A-PROTOCOL-s3cr3t")]);
+        config
+            .property_files
+            .insert("security.protocol".into(), "/run/secrets/protocol".into());
         let err = KafkaPublisher::new(&config)
             .err()
             .expect("librdkafka refuses it");
         assert!(!err.contains("s3cr3t"), "{err}");
+    }
+
+    #[test]
+    fn configuration_errors_show_a_refused_setting_that_is_no_secret() {
+        // The same value in kafka_properties under a name that is no credential: the operator
+        // needs to see what librdkafka refused.
+        let config = section(&[
+            ("security.protocol", "NOT-A-PROTOCOL"),
+            ("sasl.password", "hunter2-very-secret"),
+        ]);
+        let err = KafkaPublisher::new(&config)
+            .err()
+            .expect("librdkafka refuses it");
+        assert!(err.contains("\"NOT-A-PROTOCOL\""), "{err}");
+        assert!(err.contains("security.protocol"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
     }
 
     #[test]
