@@ -186,7 +186,7 @@ pub trait Provider: Sync + 'static {
     }
     /// What the catalogue says, in words, of a provider that has no list of types (its types
     /// are the sender's own); `None` when it has a list.
-    fn catalogue_note(&self) -> Option<&'static str> {
+    fn catalogue_note(&self) -> Option<String> {
         None
     }
     /// The running source.

@@ -755,6 +755,14 @@ mod tests {
         assert!(err.contains("\"NOT-A-PROTOCOL\""), "{err}");
         assert!(err.contains("security.protocol"), "{err}");
         assert!(!err.contains("hunter2"), "{err}");
+        // librdkafka's refusal above never quotes the password, so the same two values in one
+        // message: the setting stays, the credential goes.
+        let both = KafkaError::ClientCreation(
+            "NOT-A-PROTOCOL with password hunter2-very-secret is not supported".into(),
+        );
+        let text = redacted(&config, &both);
+        assert!(text.contains("NOT-A-PROTOCOL"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
     }
 
     #[test]

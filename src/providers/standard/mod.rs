@@ -64,15 +64,19 @@ impl Provider for Standard {
         SigningSecret::parse(secret).map(|s| s.key())
     }
 
-    fn catalogue_note(&self) -> Option<&'static str> {
-        Some(
+    /// Written from the names the source reads, so it cannot drift from them.
+    fn catalogue_note(&self) -> Option<String> {
+        use options::{DEFAULT_EVENT_TYPE_POINTER, EVENT_TYPE_POINTER, KEY_POINTER};
+        Some(format!(
             "Event types are the sender's own, so there is no list. Every event goes to\n\
-             `<source id>.events` (the prefix defaults to the source's id and a dot) unless a\n\
-             `routes` entry matches its type. The type is read at `event_type_pointer` (default\n\
-             `/type`) and the key at `key_pointer` (no key when unset); `occurred_at` is the\n\
-             `webhook-timestamp` header (s, as ms). The record's typed fields are `key` and\n\
+             `<source id>.{EVENTS_SUFFIX}` (the prefix defaults to the source's id and a dot) unless a\n\
+             `routes` entry matches its type. The type is read at `{EVENT_TYPE_POINTER}` (default\n\
+             `{DEFAULT_EVENT_TYPE_POINTER}`) and the key at `{KEY_POINTER}` (no key when unset); \
+             `occurred_at` is the\n\
+             `{}` header (s, as ms). The record's typed fields are `key` and\n\
              `data` (the JSON text of the body's `data` member).\n",
-        )
+            signature::TIMESTAMP_HEADER
+        ))
     }
 
     fn check_source(

@@ -107,6 +107,11 @@ mod tests {
     use super::*;
     use crate::providers::stream::event::StreamEvent;
     use std::collections::BTreeSet;
+    use std::path::PathBuf;
+
+    fn fixture_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stream")
+    }
 
     /// The typed fields a parsed event fills, in the schema's order.
     fn filled(event: &StreamEvent) -> Vec<&'static str> {
@@ -126,9 +131,8 @@ mod tests {
 
     #[test]
     fn each_known_type_fills_what_its_fixture_fills() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stream");
         for known in KNOWN {
-            let path = dir.join(format!("{}.json", known.event_type));
+            let path = fixture_dir().join(format!("{}.json", known.event_type));
             let body = std::fs::read(&path).unwrap_or_else(|e| {
                 panic!("{}: {e} (a known type needs its example)", path.display())
             });
@@ -140,8 +144,7 @@ mod tests {
 
     #[test]
     fn every_fixture_but_the_unknown_type_is_known_and_listed_once() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/stream");
-        let on_disk: BTreeSet<String> = std::fs::read_dir(dir)
+        let on_disk: BTreeSet<String> = std::fs::read_dir(fixture_dir())
             .expect("fixture dir")
             .filter_map(|e| {
                 let path = e.expect("entry").path();
